@@ -1,0 +1,7 @@
+"""Shared fixtures: real Redis servers, the fake LLM server and the Discord emulator."""
+
+pytest_plugins = [
+    "tests.fixtures.redis_server",
+    "tests.fixtures.fake_llm",
+    "tests.fixtures.app",
+]

@@ -1,0 +1,125 @@
+"""The real process: killed mid-job, stopped with SIGTERM, restarted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.app import ApiClient, TzurotProcess, settings_env
+from tests.fixtures.fake_llm import FakeLLM
+from tests.fixtures.redis_server import RedisServer
+
+
+@pytest.fixture
+def process_env(
+    redis_server: RedisServer, fake_llm: FakeLLM, personalities_dir: Path
+) -> dict[str, str]:
+    return settings_env(redis_server.url, fake_llm.base_url, personalities_dir)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[TzurotProcess]]:
+    started: list[TzurotProcess] = []
+    yield started
+    for process in started:
+        process.ensure_stopped()
+
+
+async def wait_for_calls(fake_llm: FakeLLM, count: int, timeout: float = 30) -> None:
+    async with asyncio.timeout(timeout):
+        while len(fake_llm.chat_calls) < count:
+            await asyncio.sleep(0.05)
+
+
+async def test_a_process_killed_mid_job_completes_it_exactly_once_after_restart(
+    process_env: dict[str, str],
+    fake_llm: FakeLLM,
+    processes: list[TzurotProcess],
+    tmp_path: Path,
+) -> None:
+    fake_llm.latency = 3.0
+    first = TzurotProcess(process_env, tmp_path / "first.log")
+    processes.append(first)
+    await first.start()
+    api = ApiClient(first.base_url)
+    try:
+        _, accepted = await api.generate(message="survive this")
+        await wait_for_calls(fake_llm, 1)
+        first.kill()
+
+        second = TzurotProcess({**process_env}, tmp_path / "second.log")
+        second.port = first.port
+        processes.append(second)
+        await second.start()
+        done = await api.wait_done(accepted["jobId"], timeout=60)
+        _, metrics = await api.request("GET", "/metrics")
+    finally:
+        await api.close()
+
+    assert done["status"] == "completed"
+    assert done["content"] == "reply to: survive this"
+    assert metrics["queue"]["completed"] == 1
+    assert metrics["queue"]["failed"] == 0
+    assert len(fake_llm.chat_calls) == 2  # the killed attempt, then the one that finished
+
+
+async def test_sigterm_lets_running_jobs_finish_then_exits_zero(
+    process_env: dict[str, str],
+    fake_llm: FakeLLM,
+    processes: list[TzurotProcess],
+    tmp_path: Path,
+) -> None:
+    fake_llm.latency = 2.0
+    process = TzurotProcess(process_env, tmp_path / "run.log")
+    processes.append(process)
+    await process.start()
+    api = ApiClient(process.base_url)
+    try:
+        _, accepted = await api.generate(message="finish me")
+        await wait_for_calls(fake_llm, 1)
+        code = await process.terminate()
+        assert code == 0, process.logs()[-3000:]
+
+        restarted = TzurotProcess(process_env, tmp_path / "again.log")
+        restarted.port = process.port
+        processes.append(restarted)
+        await restarted.start()
+        _, view = await api.request("GET", f"/ai/jobs/{accepted['jobId']}")
+    finally:
+        await api.close()
+
+    assert view["status"] == "completed"
+    assert len(fake_llm.chat_calls) == 1  # it finished during the grace period
+
+
+async def test_a_job_longer_than_the_grace_period_is_left_queued_for_the_next_start(
+    process_env: dict[str, str],
+    fake_llm: FakeLLM,
+    processes: list[TzurotProcess],
+    tmp_path: Path,
+) -> None:
+    fake_llm.latency = 4.0
+    env = {**process_env, "SHUTDOWN_GRACE_PERIOD": "0.5"}
+    process = TzurotProcess(env, tmp_path / "run.log")
+    processes.append(process)
+    await process.start()
+    api = ApiClient(process.base_url)
+    try:
+        _, accepted = await api.generate(message="too slow")
+        await wait_for_calls(fake_llm, 1)
+        assert await process.terminate() == 0
+
+        fake_llm.latency = 0.0
+        restarted = TzurotProcess(env, tmp_path / "again.log")
+        restarted.port = process.port
+        processes.append(restarted)
+        await restarted.start()
+        done = await api.wait_done(accepted["jobId"], timeout=30)
+    finally:
+        await api.close()
+
+    assert done["status"] == "completed"
+    assert done["content"] == "reply to: too slow"

@@ -1,0 +1,105 @@
+"""What crosses the line between the front ends, the job queue and the generation worker."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Request ids end up in Redis keys and job ids: keep them to a safe alphabet.
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+MAX_MESSAGE_CHARS_HARD = 100_000
+
+
+class Progress(IntEnum):
+    """The milestones a generation reports through its job's progress (percent)."""
+
+    STARTED = 10
+    CALLING_MODEL = 50
+    DONE = 100
+
+
+class ProgressCallback(Protocol):
+    async def __call__(self, percent: int) -> None: ...
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(12)
+
+
+def new_reference_id() -> str:
+    """A short id a user can quote and an operator can find in the logs."""
+    return secrets.token_hex(4)
+
+
+class Delivery(BaseModel):
+    """Where the Discord front end must post the reply (absent for HTTP API callers)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["channel", "dm", "interaction"]
+    channel_id: str
+    thread_id: str | None = None
+    reply_to_message_id: str | None = None
+    interaction_id: str | None = None
+    sequence: int | None = None
+
+
+class GenerationRequest(BaseModel):
+    """One generation: who asked, which personality, what they said."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str
+    personality: str = Field(min_length=1, max_length=200)
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS_HARD)
+    user_id: str = Field(min_length=1, max_length=64)
+    user_name: str | None = Field(default=None, max_length=200)
+    channel_id: str | None = Field(default=None, max_length=64)
+    guild_id: str | None = Field(default=None, max_length=64)
+    location: str | None = Field(default=None, max_length=300)
+    source_message_id: str | None = Field(default=None, max_length=64)
+    delivery: Delivery | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @field_validator("request_id")
+    @classmethod
+    def _safe_request_id(cls, value: str) -> str:
+        if not REQUEST_ID_PATTERN.match(value):
+            raise ValueError("requestId: 1-128 characters of A-Z a-z 0-9 . _ : -")
+        return value
+
+
+class GenerationFailure(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    category: str
+    message: str
+    reference_id: str = Field(default_factory=new_reference_id)
+    retryable: bool = False
+
+
+class GenerationResult(BaseModel):
+    """A finished generation, successful or not: what delivery needs to tell the user."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    request: GenerationRequest
+    status: Literal["completed", "failed"]
+    personality_slug: str | None = None
+    display_name: str | None = None
+    avatar_url: str | None = None
+    error_message: str | None = None
+    content: str | None = None
+    thinking: str | None = None
+    model: str | None = None
+    attempts: int = 1
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    failure: GenerationFailure | None = None
+    finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,104 @@
+"""Calling a chat model: one attempt per call, failures turned into ProviderError.
+
+Retries belong to the job queue (which honours Retry-After and the job's time budget), so
+neither litellm nor the OpenAI SDK under it may retry on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import litellm
+
+from tzurot.ai._litellm import configure_litellm
+from tzurot.ai.errors import ErrorCategory, ProviderError, classify
+from tzurot.ai.models import ChatMessage, Completion, ModelTarget
+from tzurot.ai.thinking import strip_thinking
+from tzurot.logs import get_logger
+
+log = get_logger(__name__)
+
+
+class ChatModel(Protocol):
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        target: ModelTarget,
+        *,
+        temperature: float,
+        max_tokens: int,
+        timeout: float,
+    ) -> Completion: ...
+
+
+class LiteLLMProvider:
+    """ChatModel over `litellm.acompletion`."""
+
+    def __init__(self) -> None:
+        configure_litellm()
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        target: ModelTarget,
+        *,
+        temperature: float,
+        max_tokens: int,
+        timeout: float,
+    ) -> Completion:
+        api_key = target.api_key.get_secret_value() if target.api_key else None
+        started = time.monotonic()
+        error: ProviderError | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                response = await litellm.acompletion(
+                    model=target.model,
+                    messages=[m.model_dump() for m in messages],
+                    api_base=target.api_base,
+                    api_key=api_key,
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                    timeout=timeout,
+                    num_retries=0,
+                    max_retries=0,
+                )
+            completion = _completion(response, target)
+        except Exception as exc:
+            error = classify(exc, secrets=[api_key] if api_key else [])
+        elapsed = round(time.monotonic() - started, 3)
+        if error is not None:
+            log.info("llm call failed", model=target.model, category=error.category, seconds=elapsed)
+            # Raised outside the except block so the original exception (whose request may hold
+            # headers and the key) is not even chained as __context__.
+            raise error from None
+        log.debug("llm call done", model=completion.model, seconds=elapsed)
+        return completion
+
+
+def _completion(response: Any, target: ModelTarget) -> Completion:
+    choices = getattr(response, "choices", None) or []
+    message = getattr(choices[0], "message", None) if choices else None
+    finish_reason = getattr(choices[0], "finish_reason", None) if choices else None
+    raw = getattr(message, "content", None) or ""
+    visible, tagged = strip_thinking(raw if isinstance(raw, str) else str(raw))
+    reasoning = getattr(message, "reasoning_content", None)
+    thinking = "\n\n".join(
+        part.strip() for part in (reasoning, tagged) if isinstance(part, str) and part.strip()
+    )
+    if not visible:
+        detail = f" (finish_reason: {finish_reason})" if finish_reason else ""
+        raise ProviderError(
+            ErrorCategory.EMPTY_RESPONSE, f"The model returned an empty reply.{detail}"
+        )
+    usage = getattr(response, "usage", None)
+    return Completion(
+        content=visible,
+        thinking=thinking or None,
+        model=getattr(response, "model", None) or target.model,
+        prompt_tokens=getattr(usage, "prompt_tokens", None),
+        completion_tokens=getattr(usage, "completion_tokens", None),
+        finish_reason=finish_reason,
+    )

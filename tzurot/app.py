@@ -1,0 +1,174 @@
+"""The composition root: the one place that builds the concrete objects and wires them.
+
+`Application.start()` brings the enabled parts up in order (Redis, jobs, personalities,
+worker, API, Discord); `Application.stop()` takes them down in reverse: stop taking new work,
+let running jobs finish within the grace period, leave the rest queued, close Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass, field
+from typing import Any
+
+from saq.queue.redis import RedisQueue
+
+from tzurot.ai.generation import Generator, ModelDefaults
+from tzurot.ai.provider import ChatModel, LiteLLMProvider
+from tzurot.api import ApiServer
+from tzurot.config import Component, Settings
+from tzurot.conversations import HistorySource, NoHistory
+from tzurot.infra import EmbeddedRedis, RedisClient, connect, ping
+from tzurot.jobs import (
+    QUEUE_NAME,
+    CronTask,
+    GenerationJob,
+    InProcessWorker,
+    JobMetrics,
+    JobOptions,
+    JobQueue,
+    PayloadSigner,
+    ResultLog,
+    build_worker,
+    prune_finished_jobs,
+    saq_cron_jobs,
+    shared_signing_secret,
+)
+from tzurot.logs import get_logger
+from tzurot.personalities.store import PersonalityStore, seed_from_directory
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Application:
+    settings: Settings
+    # Tests and benchmarks may hand in their own model client or extra cron tasks.
+    chat_model: ChatModel | None = None
+    extra_cron: list[CronTask] = field(default_factory=list)
+
+    redis: RedisClient | None = field(default=None, init=False)
+    jobs: JobQueue | None = field(default=None, init=False)
+    personalities: PersonalityStore | None = field(default=None, init=False)
+    api: ApiServer | None = field(default=None, init=False)
+    worker: InProcessWorker | None = field(default=None, init=False)
+    _embedded: EmbeddedRedis | None = field(default=None, init=False)
+    _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    async def start(self) -> None:
+        settings = self.settings
+        redis_url = await self._start_redis()
+        self.redis = redis = connect(
+            redis_url, max_connections=settings.worker_concurrency * 2 + 64
+        )
+        signing_secret = (
+            settings.job_signing_key.get_secret_value()
+            if settings.job_signing_key
+            else await shared_signing_secret(redis)
+        )
+        signer = PayloadSigner(signing_secret)
+        metrics = JobMetrics()
+        results = ResultLog(redis)
+        saq_queue = RedisQueue(redis, name=QUEUE_NAME)
+        options = JobOptions(
+            attempts=settings.job_attempts,
+            attempt_timeout=settings.llm_attempt_timeout,
+            job_timeout=settings.job_timeout,
+        )
+        self.jobs = jobs = JobQueue(saq_queue, redis, signer, results, options, metrics)
+        await jobs.start()
+
+        self.personalities = store = PersonalityStore(redis)
+        await seed_from_directory(store, settings.personalities_dir)
+
+        if settings.runs(Component.WORKER):
+            history: HistorySource = NoHistory()
+            generator = Generator(
+                store,
+                self.chat_model or LiteLLMProvider(),
+                history,
+                ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
+                history_limit=settings.history_limit,
+            )
+            cron = [self._retention_task(saq_queue, results), *self.extra_cron]
+            self.worker = build_worker(
+                saq_queue,
+                GenerationJob(generator, signer, results, options, metrics),
+                concurrency=settings.worker_concurrency,
+                cron_jobs=saq_cron_jobs(cron, redis),
+            )
+            self._worker_task = asyncio.create_task(self.worker.start(), name="saq-worker")
+
+        if settings.runs(Component.API):
+            token = settings.api_token.get_secret_value() if settings.api_token else None
+            self.api = ApiServer(
+                jobs,
+                store,
+                self.health,
+                metrics,
+                token=token,
+                max_message_chars=settings.max_message_chars,
+            )
+            await self.api.start(settings.api_host, settings.api_port)
+        log.info("tzurot started", components=sorted(settings.components))
+
+    async def _start_redis(self) -> str:
+        if self.settings.redis_url is not None:
+            return self.settings.redis_url.get_secret_value()
+        self._embedded = EmbeddedRedis(self.settings.data_dir)
+        await self._embedded.start()
+        return self._embedded.url
+
+    @staticmethod
+    def _retention_task(queue: RedisQueue, results: ResultLog) -> CronTask:
+        async def retention(_tick: int) -> None:
+            await prune_finished_jobs(queue, results)
+            await results.trim()
+
+        return CronTask(name="job-retention", schedule="*/10 * * * *", run=retention)
+
+    async def health(self) -> dict[str, bool]:
+        services = {"redis": self.redis is not None and await ping(self.redis)}
+        services["queue"] = services["redis"] and self.jobs is not None
+        if self.settings.runs(Component.WORKER):
+            services["worker"] = self._worker_task is not None and not self._worker_task.done()
+        if self.settings.runs(Component.API):
+            services["api"] = self.api is not None
+        return services
+
+    async def stop(self) -> None:
+        grace = self.settings.shutdown_grace_period
+        log.info("tzurot stopping", grace_s=grace)
+        if self.api is not None:
+            await self.api.stop()
+        if self.worker is not None:
+            await self.worker.drain(grace)
+        if self._worker_task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self._worker_task, timeout=5)
+        if self.jobs is not None:
+            await self.jobs.stop()
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                await self.redis.aclose()
+        if self._embedded is not None:
+            await self._embedded.stop()
+        log.info("tzurot stopped")
+
+
+async def run(settings: Settings, **overrides: Any) -> int:
+    """Run until SIGINT/SIGTERM, then shut down gracefully. Returns the exit code."""
+    app = Application(settings, **overrides)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await app.start()
+        await stop.wait()
+        log.info("shutdown requested")
+    finally:
+        await app.stop()
+    return 0

@@ -1,0 +1,206 @@
+"""Settings from the environment (and `.env`), under the fixed names of DESIGN.md."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_KEY_CHARS = 32
+
+
+class Component(StrEnum):
+    DISCORD = "discord"
+    API = "api"
+    WORKER = "worker"
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+        env_ignore_empty=True,
+    )
+
+    # Which parts this process runs.
+    components: Annotated[frozenset[Component], NoDecode] = frozenset(Component)
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_rest_url: str | None = None
+    discord_application_id: int | None = None
+    discord_dev_guild_id: int | None = None
+    bot_owner_id: int | None = None
+    max_mentions_per_message: int = Field(default=5, ge=1, le=10)
+    history_limit: int = Field(default=50, ge=0, le=500)
+    history_retention_days: int = Field(default=30, ge=1)
+
+    # Redis
+    redis_url: SecretStr | None = None
+    data_dir: Path = Path("./data")
+
+    # Internal HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    max_message_chars: int = Field(default=16_000, ge=1)
+
+    # Jobs
+    job_signing_key: SecretStr | None = None
+    worker_concurrency: int = Field(default=50, ge=1, le=10_000)
+    job_attempts: int = Field(default=3, ge=1, le=10)
+    llm_attempt_timeout: float = Field(default=180.0, gt=0)
+    job_timeout: float = Field(default=1200.0, gt=0)
+    shutdown_grace_period: float = Field(default=30.0, ge=0)
+
+    # Secrets at rest
+    encryption_key: SecretStr | None = None
+
+    # LLM
+    default_model: str = "openrouter/anthropic/claude-haiku-4.5"
+    llm_api_base: str | None = None
+    llm_api_key: SecretStr | None = None
+
+    # Personalities
+    personalities_dir: Path = Path("./personalities")
+
+    # Logs
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("components", mode="before")
+    @classmethod
+    def _parse_components(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            names = [part.strip().lower() for part in value.split(",") if part.strip()]
+            if not names:
+                raise ValueError("name at least one of discord, api, worker")
+            return frozenset(Component(name) for name in names)
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("job_signing_key", "encryption_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_KEY_CHARS:
+            raise ValueError(f"must be at least {MIN_KEY_CHARS} characters")
+        return value
+
+    @field_validator("llm_api_base", "discord_rest_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        if Component.DISCORD in self.components and self.discord_token is None:
+            raise ValueError(
+                "DISCORD_TOKEN: required when the discord component runs "
+                "(set it, or set COMPONENTS=api,worker)"
+            )
+        if (
+            Component.API in self.components
+            and self.api_token is None
+            and not is_loopback(self.api_host)
+        ):
+            raise ValueError(
+                f"API_TOKEN: required when API_HOST ({self.api_host}) is beyond loopback"
+            )
+        return self
+
+    def runs(self, component: Component) -> bool:
+        return component in self.components
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for the log redactor."""
+        values = [
+            self.discord_token,
+            self.api_token,
+            self.job_signing_key,
+            self.encryption_key,
+            self.llm_api_key,
+        ]
+        found = [v.get_secret_value() for v in values if v is not None]
+        if self.redis_url is not None:
+            password = _url_password(self.redis_url.get_secret_value())
+            if password:
+                found.append(password)
+        return [s for s in found if len(s) >= 4]
+
+    def masked(self) -> dict[str, str]:
+        """The effective configuration as printable strings, secrets masked."""
+        shown: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                text = "********" if value.get_secret_value() else "(empty)"
+            elif value is None:
+                text = "(unset)"
+            elif isinstance(value, frozenset):
+                text = ",".join(sorted(str(v) for v in value))
+            else:
+                text = str(value)
+            shown[name.upper()] = text
+        return shown
+
+
+def is_loopback(host: str) -> bool:
+    if host in {"localhost", ""}:
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_password(url: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings, turning validation errors into one line per variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = "_".join(str(part) for part in error["loc"]).upper()
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if location:
+            lines.append(f"{location}: {message}")
+        else:
+            lines.append(message)
+    return "; ".join(lines)

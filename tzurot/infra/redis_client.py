@@ -1,0 +1,43 @@
+"""The Redis connection: one pool, reconnecting by itself when Redis goes away and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# SAQ needs raw bytes, so the client never decodes responses.
+RedisClient = Redis
+
+
+def connect(url: str, *, max_connections: int = 256) -> Redis:
+    """A client whose commands wait through an outage instead of failing.
+
+    Commands are retried forever with backoff capped at 1 s: a worker finishing a job must
+    never give up on recording its result. Callers that owe someone a quick answer (the HTTP
+    API, health checks) put their own timeout around the call.
+    """
+    return Redis.from_url(
+        url,
+        decode_responses=False,
+        max_connections=max_connections,
+        socket_connect_timeout=2.0,
+        socket_keepalive=True,
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=-1),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError],
+    )
+
+
+async def ping(client: Redis, timeout: float = 1.0) -> bool:
+    """True when Redis answers within `timeout`."""
+    try:
+        async with asyncio.timeout(timeout):
+            return bool(await client.ping())
+    except (TimeoutError, RedisError, OSError):
+        return False
