@@ -48,8 +48,11 @@ async def test_every_route_but_health_needs_the_token(app: Application) -> None:
         (b'{"personality": "Lilith", "message": 5, "userId": "u"}', 400, "invalid_request"),
         (b'{"personality": "Lilith", "message": "hi", "userId": 12}', 400, "invalid_request"),
         (b'{"personality": "Lilith", "message": "", "userId": "u"}', 400, "invalid_request"),
-        (b'{"personality": "Lilith", "message": "hi", "userId": "u", "requestId": "a b"}', 400,
-         "invalid_request"),
+        (
+            b'{"personality": "Lilith", "message": "hi", "userId": "u", "requestId": "a b"}',
+            400,
+            "invalid_request",
+        ),
         (b'{"personality": "Nobody", "message": "hi", "userId": "u"}', 404, "unknown_personality"),
     ],
 )
@@ -70,7 +73,9 @@ async def test_oversized_message_and_body_are_413(api: ApiClient) -> None:
     assert error_code(body) == "message_too_long"
 
     status, body = await api.request(
-        "POST", "/ai/generate", data=b'{"a": "' + b"x" * (1024 * 1024 + 10) + b'"}',
+        "POST",
+        "/ai/generate",
+        data=b'{"a": "' + b"x" * (1024 * 1024 + 10) + b'"}',
         headers={"Content-Type": "application/json"},
     )
     assert status == 413
@@ -153,7 +158,9 @@ async def test_api_refuses_to_start_beyond_loopback_without_a_token() -> None:
 
 async def test_health_is_open_without_a_token(app: Application) -> None:
     assert app.api is not None
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{app.api.port}/health") as response:
-            assert response.status == 200
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{app.api.port}/health") as response,
+    ):
+        assert response.status == 200
     assert API_TOKEN  # the app was started with one

@@ -43,7 +43,7 @@ CLOSE_DISALLOWED_INTENTS = 4014
 _GUILD_EVENTS_NEEDING = {"MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE"}
 
 
-@dataclass
+@dataclass(eq=False)
 class Connection:
     ws: web.WebSocketResponse
     request: web.Request
@@ -154,7 +154,7 @@ class Gateway:
                 if not self._wanted(session, event, data):
                     self.log.filtered.append((event, data))
                     LOGGER.warning(
-                        "NOT dispatching %s: the bot did not ask for the intent it needs (intents=%s)",
+                        "NOT dispatching %s: the bot lacks the intent it needs (intents=%s)",
                         event,
                         session.intents,
                     )
@@ -192,7 +192,9 @@ class Gateway:
     async def close_all(self) -> None:
         for connection in list(self._connections):
             with contextlib.suppress(ConnectionError, TimeoutError):
-                await asyncio.wait_for(connection.ws.close(code=1001, message=b"emulator stopping"), 2)
+                await asyncio.wait_for(
+                    connection.ws.close(code=1001, message=b"emulator stopping"), 2
+                )
 
     # -- websocket handler -----------------------------------------------------------------
 
@@ -204,14 +206,21 @@ class Gateway:
         if compress == "zlib-stream":
             connection.compressor = zlib.compressobj()
         elif compress is not None:
-            LOGGER.error("gateway asked for compress=%s; the emulator speaks zlib-stream only", compress)
+            LOGGER.error(
+                "gateway asked for compress=%s; the emulator speaks zlib-stream only", compress
+            )
             await ws.close(code=4000, message=b"unsupported compression")
             return ws
         self._connections.add(connection)
         self.log.connects.append(request.path)
         try:
             await connection.send(
-                {"op": OP_HELLO, "d": {"heartbeat_interval": self.heartbeat_interval_ms}, "s": None, "t": None}
+                {
+                    "op": OP_HELLO,
+                    "d": {"heartbeat_interval": self.heartbeat_interval_ms},
+                    "s": None,
+                    "t": None,
+                }
             )
             async for frame in ws:
                 if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -229,7 +238,8 @@ class Gateway:
 
     async def _on_payload(self, connection: Connection, payload: JSON) -> None:
         op = payload.get("op")
-        data = payload.get("d")
+        raw = payload.get("d")
+        data: JSON = raw if isinstance(raw, dict) else {}
         if op == OP_HEARTBEAT:
             self.log.heartbeats += 1
             if self.ack_heartbeats:
@@ -252,16 +262,24 @@ class Gateway:
     async def _identify(self, connection: Connection, data: JSON) -> None:
         if data.get("token") != self._token():
             LOGGER.error("IDENTIFY with a wrong token")
-            await connection.ws.close(code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed.")
+            await connection.ws.close(
+                code=CLOSE_AUTHENTICATION_FAILED, message=b"Authentication failed."
+            )
             return
         if connection.identified:
-            await connection.ws.close(code=CLOSE_ALREADY_AUTHENTICATED, message=b"Already authenticated.")
+            await connection.ws.close(
+                code=CLOSE_ALREADY_AUTHENTICATED, message=b"Already authenticated."
+            )
             return
         intents = int(data.get("intents", 0))
         disallowed = intents & ids.PRIVILEGED_INTENTS & ~self._allowed_privileged()
         if disallowed:
-            LOGGER.error("IDENTIFY asked for privileged intents %s the application lacks", disallowed)
-            await connection.ws.close(code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
+            LOGGER.error(
+                "IDENTIFY asked for privileged intents %s the application lacks", disallowed
+            )
+            await connection.ws.close(
+                code=CLOSE_DISALLOWED_INTENTS, message=b"Disallowed intent(s)."
+            )
             return
         connection.identified = True
         self.log.identifies.append(data)

@@ -35,7 +35,7 @@ EVERYONE_PERMISSIONS = int(
 BOT_PERMISSIONS = EVERYONE_PERMISSIONS | int(
     hikari.Permissions.MANAGE_WEBHOOKS
     | hikari.Permissions.MANAGE_MESSAGES
-    | hikari.Permissions.MENTION_EVERYONE
+    | hikari.Permissions.MENTION_ROLES
     | hikari.Permissions.USE_EXTERNAL_EMOJIS
 )
 

@@ -238,6 +238,7 @@ class Fault:
     message: str | None = None
     is_global: bool = False
     scope: str = "user"
+    limited_until: float | None = None  # loop time; set when a 429 is served
 
 
 @dataclass

@@ -32,7 +32,14 @@ def user(u: User) -> JSON:
 
 
 def own_user(u: User) -> JSON:
-    return {**user(u), "mfa_enabled": False, "flags": 0, "verified": True, "email": None, "locale": "en-US"}
+    return {
+        **user(u),
+        "mfa_enabled": False,
+        "flags": 0,
+        "verified": True,
+        "email": None,
+        "locale": "en-US",
+    }
 
 
 def role(r: Role) -> JSON:
@@ -275,7 +282,12 @@ def application(world: World, flags: int) -> JSON:
         "approximate_guild_count": len(world.guilds),
         "approximate_user_install_count": 0,
         "integration_types_config": {
-            "0": {"oauth2_install_params": {"scopes": ["bot", "applications.commands"], "permissions": "0"}},
+            "0": {
+                "oauth2_install_params": {
+                    "scopes": ["bot", "applications.commands"],
+                    "permissions": "0",
+                }
+            },
             "1": {},
         },
         "bot": user(world.bot),

@@ -65,7 +65,9 @@ class World:
 
     def channel_messages(self, channel_id: int) -> list[Message]:
         return [
-            self.messages[mid] for mid in self.message_order if self.messages[mid].channel_id == channel_id
+            self.messages[mid]
+            for mid in self.message_order
+            if self.messages[mid].channel_id == channel_id
         ]
 
     def mentioned_ids(self, content: str) -> list[int]:
@@ -141,7 +143,9 @@ class World:
             bot_id=self.bot.id,
         )
         guild.roles[bot_role.id] = bot_role
-        guild.members[self.bot.id] = Member(guild_id=guild_id, user_id=self.bot.id, role_ids=[bot_role.id])
+        guild.members[self.bot.id] = Member(
+            guild_id=guild_id, user_id=self.bot.id, role_ids=[bot_role.id]
+        )
         guild.members[self.owner.id] = Member(guild_id=guild_id, user_id=self.owner.id)
         self.guilds[guild_id] = guild
         self.changed()
@@ -167,7 +171,9 @@ class World:
     def dm_channel(self, user: User) -> Channel:
         channel_id = self.dm_channels.get(user.id)
         if channel_id is None:
-            channel = Channel(id=self.snowflakes.next(), type=ids.DM, name=None, recipient_id=user.id)
+            channel = Channel(
+                id=self.snowflakes.next(), type=ids.DM, name=None, recipient_id=user.id
+            )
             self.channels[channel.id] = channel
             self.dm_channels[user.id] = channel.id
             self.changed()

@@ -38,7 +38,9 @@ class ChangeNotifier:
                 return result
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise EmulatorTimeoutError(f"timed out after {timeout:.1f}s waiting for {describe()}")
+                raise EmulatorTimeoutError(
+                    f"timed out after {timeout:.1f}s waiting for {describe()}"
+                )
             event = self._event
             try:
                 await asyncio.wait_for(event.wait(), remaining)

@@ -16,7 +16,7 @@ async def test_generate_and_wait_returns_the_reply(api: ApiClient, fake_llm: Fak
 
     assert status == 200
     assert body["status"] == "completed"
-    assert body["content"] == "reply to: what is the moon?"
+    assert body["content"] == "reply to: Ana: what is the moon?"
     assert body["attempts"] == 1
     assert len(fake_llm.chat_calls) == 1
 
@@ -171,4 +171,6 @@ async def test_redis_restart_mid_run_loses_no_request(
 
     results = [await api.wait_done(job_id, timeout=90) for job_id in job_ids]
     assert [r["status"] for r in results] == ["completed"] * 20
-    assert sorted(r["content"] for r in results) == sorted(f"reply to: message {n}" for n in range(20))
+    assert sorted(r["content"] for r in results) == sorted(
+        f"reply to: Ana: message {n}" for n in range(20)
+    )

@@ -50,8 +50,7 @@ async def test_a_process_killed_mid_job_completes_it_exactly_once_after_restart(
         await wait_for_calls(fake_llm, 1)
         first.kill()
 
-        second = TzurotProcess({**process_env}, tmp_path / "second.log")
-        second.port = first.port
+        second = TzurotProcess(process_env, tmp_path / "second.log", port=first.port)
         processes.append(second)
         await second.start()
         done = await api.wait_done(accepted["jobId"], timeout=60)
@@ -60,7 +59,7 @@ async def test_a_process_killed_mid_job_completes_it_exactly_once_after_restart(
         await api.close()
 
     assert done["status"] == "completed"
-    assert done["content"] == "reply to: survive this"
+    assert done["content"] == "reply to: Ana: survive this"
     assert metrics["queue"]["completed"] == 1
     assert metrics["queue"]["failed"] == 0
     assert len(fake_llm.chat_calls) == 2  # the killed attempt, then the one that finished
@@ -83,8 +82,7 @@ async def test_sigterm_lets_running_jobs_finish_then_exits_zero(
         code = await process.terminate()
         assert code == 0, process.logs()[-3000:]
 
-        restarted = TzurotProcess(process_env, tmp_path / "again.log")
-        restarted.port = process.port
+        restarted = TzurotProcess(process_env, tmp_path / "again.log", port=process.port)
         processes.append(restarted)
         await restarted.start()
         _, view = await api.request("GET", f"/ai/jobs/{accepted['jobId']}")
@@ -113,8 +111,7 @@ async def test_a_job_longer_than_the_grace_period_is_left_queued_for_the_next_st
         assert await process.terminate() == 0
 
         fake_llm.latency = 0.0
-        restarted = TzurotProcess(env, tmp_path / "again.log")
-        restarted.port = process.port
+        restarted = TzurotProcess(env, tmp_path / "again.log", port=process.port)
         processes.append(restarted)
         await restarted.start()
         done = await api.wait_done(accepted["jobId"], timeout=30)
@@ -122,4 +119,4 @@ async def test_a_job_longer_than_the_grace_period_is_left_queued_for_the_next_st
         await api.close()
 
     assert done["status"] == "completed"
-    assert done["content"] == "reply to: too slow"
+    assert done["content"] == "reply to: Ana: too slow"

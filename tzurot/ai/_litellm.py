@@ -14,7 +14,10 @@ def configure_litellm() -> None:
         return
     litellm.telemetry = False
     litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" prints on every error
-    litellm.drop_params = True  # a model that lacks e.g. temperature still gets the call
+    # Off, because with it on litellm silently re-sends any request answered 422 (and turns a
+    # second 422 into an empty reply). The provider asks for dropping per call instead, only
+    # after litellm refused a parameter locally, before anything was sent.
+    litellm.drop_params = False
     litellm.turn_off_message_logging = True  # prompts never reach litellm's loggers
     # token_counter would fetch llama/cohere tokenizers from huggingface.co, blocking the event
     # loop for ~20 s when offline; the bundled tiktoken encoding is close enough for budgeting.

@@ -24,8 +24,8 @@ from enum import StrEnum
 
 import aiohttp
 import httpx
-import litellm
 import openai
+from litellm.exceptions import ContentPolicyViolationError, ContextWindowExceededError
 
 MAX_DETAIL_CHARS = 300
 
@@ -57,7 +57,7 @@ RETRYABLE: frozenset[ErrorCategory] = frozenset(
 _SUMMARY = {
     ErrorCategory.AUTHENTICATION: "The model provider rejected the API key.",
     ErrorCategory.QUOTA_EXCEEDED: "The API key has run out of credits or quota.",
-    ErrorCategory.CONTENT_POLICY: "The model provider refused the request under its content policy.",
+    ErrorCategory.CONTENT_POLICY: "The provider refused the request (content policy).",
     ErrorCategory.MODEL_NOT_FOUND: "The model was not found at the provider.",
     ErrorCategory.BAD_REQUEST: "The model provider rejected the request.",
     ErrorCategory.CONTEXT_WINDOW: "The conversation is too long for the model's context window.",
@@ -165,7 +165,9 @@ _QUOTA_WORDING = re.compile(
     re.IGNORECASE,
 )
 # "litellm.BadRequestError: ContentPolicyViolationError: OpenAIException - real message"
-_LITELLM_PREFIX = re.compile(r"^(?:(?:litellm\.)?[A-Za-z]*(?:Error|Exception|Timeout)\s*(?::|-)\s*)+")
+_LITELLM_PREFIX = re.compile(
+    r"^(?:(?:litellm\.)?[A-Za-z]*(?:Error|Exception|Timeout)\s*(?::|-)\s*)+"
+)
 
 
 def classify(exc: BaseException, *, secrets: Iterable[str] = ()) -> ProviderError:
@@ -197,9 +199,9 @@ def classify(exc: BaseException, *, secrets: Iterable[str] = ()) -> ProviderErro
 
 
 def _category_for_status(exc: BaseException, status: int, detail: str) -> ErrorCategory:
-    if isinstance(exc, litellm.ContextWindowExceededError):
+    if isinstance(exc, ContextWindowExceededError):
         return ErrorCategory.CONTEXT_WINDOW
-    if isinstance(exc, litellm.ContentPolicyViolationError):
+    if isinstance(exc, ContentPolicyViolationError):
         return ErrorCategory.CONTENT_POLICY
     if status == 402 or _QUOTA_WORDING.search(detail):
         return ErrorCategory.QUOTA_EXCEEDED

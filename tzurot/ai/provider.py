@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import litellm
+from litellm.exceptions import UnsupportedParamsError
 
 from tzurot.ai._litellm import configure_litellm
 from tzurot.ai.errors import ErrorCategory, ProviderError, classify
@@ -49,32 +50,45 @@ class LiteLLMProvider:
         max_tokens: int,
         timeout: float,
     ) -> Completion:
-        api_key = target.api_key.get_secret_value() if target.api_key else None
         started = time.monotonic()
         error: ProviderError | None = None
+        request: dict[str, Any] = {
+            "model": target.model,
+            "messages": [m.model_dump() for m in messages],
+            "api_base": target.api_base,
+            "api_key": target.api_key.get_secret_value() if target.api_key else None,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "timeout": timeout,
+            "num_retries": 0,  # litellm's own retries
+            "max_retries": 0,  # the OpenAI SDK's retries
+        }
         try:
             async with asyncio.timeout(timeout):
-                response = await litellm.acompletion(
-                    model=target.model,
-                    messages=[m.model_dump() for m in messages],
-                    api_base=target.api_base,
-                    api_key=api_key,
-                    temperature=temperature,
-                    max_tokens=max_tokens,
-                    timeout=timeout,
-                    num_retries=0,
-                    max_retries=0,
-                )
+                try:
+                    response = await litellm.acompletion(**request)
+                except UnsupportedParamsError:
+                    # Raised before anything is sent (e.g. temperature on o-series models):
+                    # let litellm drop what this model lacks and make the one real call.
+                    response = await litellm.acompletion(**request, drop_params=True)
             completion = _completion(response, target)
         except Exception as exc:
-            error = classify(exc, secrets=[api_key] if api_key else [])
-        elapsed = round(time.monotonic() - started, 3)
+            error = classify(exc, secrets=[request["api_key"]] if request["api_key"] else [])
         if error is not None:
-            log.info("llm call failed", model=target.model, category=error.category, seconds=elapsed)
-            # Raised outside the except block so the original exception (whose request may hold
-            # headers and the key) is not even chained as __context__.
+            # Raised outside the except block, so the original exception (whose request holds
+            # headers and the key) is not chained as __context__; and the traceback's frame no
+            # longer holds the key either.
+            request.clear()
+            log.info(
+                "llm call failed",
+                model=target.model,
+                category=error.category,
+                seconds=round(time.monotonic() - started, 3),
+            )
             raise error from None
-        log.debug("llm call done", model=completion.model, seconds=elapsed)
+        log.debug(
+            "llm call done", model=completion.model, seconds=round(time.monotonic() - started, 3)
+        )
         return completion
 
 
@@ -84,6 +98,7 @@ def _completion(response: Any, target: ModelTarget) -> Completion:
     finish_reason = getattr(choices[0], "finish_reason", None) if choices else None
     raw = getattr(message, "content", None) or ""
     visible, tagged = strip_thinking(raw if isinstance(raw, str) else str(raw))
+    visible = visible.strip()
     reasoning = getattr(message, "reasoning_content", None)
     thinking = "\n\n".join(
         part.strip() for part in (reasoning, tagged) if isinstance(part, str) and part.strip()

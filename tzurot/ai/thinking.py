@@ -54,14 +54,19 @@ def strip_thinking(text: str) -> tuple[str, str | None]:
 
 def _tagged_blocks(text: str, code: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
     blocks: list[tuple[int, int, str]] = []
+    never_closed: set[str] = set()  # a tag with no closer after here has none further on either
     pos = 0
     while opening := _OPEN.search(text, pos):
+        tag = opening["tag"].lower()
         span = _code_span_at(opening.start(), code)
         if span is not None:
             pos = span[1]
             continue
-        closing = re.compile(rf"</{opening['tag']}\s*>", re.IGNORECASE).search(text, opening.end())
+        closing = None
+        if tag not in never_closed:
+            closing = re.compile(rf"</{tag}\s*>", re.IGNORECASE).search(text, opening.end())
         if closing is None:
+            never_closed.add(tag)
             pos = opening.end()
             continue
         blocks.append((opening.start(), closing.end(), text[opening.end() : closing.start()]))
@@ -75,7 +80,9 @@ def _leading_orphan(text: str, code: list[tuple[int, int]]) -> list[tuple[int, i
     )
     if closing is None or not text[closing.end() :].strip():
         return []
-    if any(_code_span_at(m.start(), code) is None for m in _OPEN.finditer(text, 0, closing.start())):
+    if any(
+        _code_span_at(m.start(), code) is None for m in _OPEN.finditer(text, 0, closing.start())
+    ):
         return []
     return [(0, closing.end(), text[: closing.start()])]
 
@@ -94,8 +101,5 @@ def _glue(left: str, right: str) -> str:
         return left + right
     left_gap, right_gap = left[len(lhs) :], right[: len(right) - len(rhs)]
     newlines = max(left_gap.count("\n"), right_gap.count("\n"))
-    if newlines:
-        separator = "\n" * min(newlines, 2)
-    else:
-        separator = " " if left_gap or right_gap else ""
+    separator = "\n" * min(newlines, 2) if newlines else " " if left_gap or right_gap else ""
     return lhs + separator + rhs

@@ -125,8 +125,8 @@ class ApiServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, reuse_address=True)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # noqa: SLF001
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
         log.info("api listening", host=host, port=self.port)
 
     async def stop(self) -> None:
@@ -209,7 +209,7 @@ class ApiServer:
             raise ApiError(400, "invalid_request", _describe(exc)) from None
         async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
             submission = await self._jobs.submit(generation)
-        accepted = {
+        accepted: dict[str, Any] = {
             "jobId": submission.job_id,
             "requestId": submission.request_id,
             "status": submission.status,

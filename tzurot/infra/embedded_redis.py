@@ -45,6 +45,10 @@ class EmbeddedRedis:
             raise ValueError(f"DATA_DIR is too long for a unix socket path: {self.data_dir}")
 
     @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
     def url(self) -> str:
         return f"unix://{self.socket_path}?db=0"
 

@@ -22,16 +22,22 @@ def connect(url: str, *, max_connections: int = 256) -> Redis:
     never give up on recording its result. Callers that owe someone a quick answer (the HTTP
     API, health checks) put their own timeout around the call.
     """
+    tcp_options = {"socket_keepalive": True} if url.startswith(("redis://", "rediss://")) else {}
     return Redis.from_url(
         url,
         decode_responses=False,
         max_connections=max_connections,
         socket_connect_timeout=2.0,
-        socket_keepalive=True,
         health_check_interval=15,
+        **tcp_options,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=-1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError],
     )
+
+
+def as_text(value: bytes | str) -> str:
+    """Redis values come back as bytes (the client never decodes)."""
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def ping(client: Redis, timeout: float = 1.0) -> bool:

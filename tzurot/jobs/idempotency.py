@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from tzurot.infra.redis_client import as_text
 from tzurot.jobs.constants import MESSAGE_LOCK_SECONDS, REQUEST_DEDUP_SECONDS
 
 
@@ -33,10 +34,10 @@ class DuplicateGuard:
         # The key may have expired between SET and GET: then nobody holds it any more.
         if holder is None:
             return await self._claim(key, job_id, seconds)
-        held = holder.decode()
+        held = as_text(holder)
         return None if held == job_id else held
 
     async def _release(self, key: str, job_id: str) -> None:
         holder = await self._redis.get(key)
-        if holder is not None and holder.decode() == job_id:
+        if holder is not None and as_text(holder) == job_id:
             await self._redis.delete(key)

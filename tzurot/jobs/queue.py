@@ -28,7 +28,6 @@ _WAIT_RECHECK_SECONDS = 5.0
 
 _STATE: dict[Status, JobState] = {
     Status.NEW: "queued",
-    Status.DEFERRED: "queued",
     Status.QUEUED: "queued",
     Status.ACTIVE: "processing",
     Status.ABORTING: "processing",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from tzurot.ai.contracts import GenerationResult
+from tzurot.infra.redis_client import as_text
 from tzurot.jobs.constants import FAILED_RETENTION_SECONDS, RESULTS_STREAM_MAX_AGE_SECONDS
 from tzurot.logs import get_logger
 
@@ -74,7 +76,7 @@ class ResultLog:
 
     async def totals(self) -> dict[str, int]:
         raw = await self._redis.hgetall(_STATS_KEY)
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {as_text(k): int(v) for k, v in raw.items()}
 
     # The delivery side: a consumer group reads, acks after delivering, and reclaims entries
     # whose consumer died (XAUTOCLAIM), so a restart between generation and delivery loses
@@ -90,7 +92,7 @@ class ResultLog:
     async def read(
         self, group: str, consumer: str, *, count: int = 50, block_ms: int = 5000
     ) -> list[StreamEntry]:
-        response = await self._redis.xreadgroup(
+        response: Any = await self._redis.xreadgroup(
             group, consumer, {RESULTS_STREAM: ">"}, count=count, block=block_ms
         )
         return self._entries(response[0][1] if response else [])

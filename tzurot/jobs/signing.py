@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis.asyncio import Redis
 
+from tzurot.infra.redis_client import as_text
+
 _SIGNING_INFO = b"tzurot job payload signing v1"
 _GENERATED_KEY = "tzurot:job-signing-secret"
 
@@ -41,4 +43,4 @@ async def shared_signing_secret(redis: Redis) -> str:
     candidate = secrets.token_urlsafe(48)
     await redis.set(_GENERATED_KEY, candidate, nx=True)
     stored = await redis.get(_GENERATED_KEY)
-    return stored.decode() if stored is not None else candidate
+    return as_text(stored) if stored is not None else candidate

@@ -44,7 +44,7 @@ class CompletionWaiter:
             self._listener = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
             self._pubsub = None
 
     async def _listen(self, pubsub: PubSub) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 from saq import CronJob, Job, Worker
 from saq.queue.redis import RedisQueue
+from saq.types import Context
 
 from tzurot.ai.contracts import GenerationFailure, GenerationRequest, GenerationResult
 from tzurot.ai.errors import ProviderError
@@ -39,7 +41,7 @@ log = get_logger(__name__)
 
 def retry_delay(failed_attempt: int, retry_after: float | None) -> float:
     """2 s after the first failed attempt, 4 s after the second, ...; Retry-After if longer."""
-    delay = BACKOFF_BASE_SECONDS * 2 ** (failed_attempt - 1)
+    delay = BACKOFF_BASE_SECONDS * 2.0 ** (failed_attempt - 1)
     if retry_after is not None:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER_SECONDS))
     return delay
@@ -81,8 +83,8 @@ class GenerationJob:
         self._options = options
         self._metrics = metrics
 
-    async def __call__(self, ctx: dict[str, Any], *, payload: str, signature: str) -> Any:
-        job: Job = ctx["job"]
+    async def __call__(self, ctx: Context, *, payload: str, signature: str) -> Any:
+        job = ctx["job"]
         with log_context(job_id=job.key, attempt=job.attempts):
             try:
                 self._signer.verify(payload, signature)
@@ -194,12 +196,12 @@ async def _heartbeat(job: Job) -> AsyncIterator[None]:
             await task
 
 
-class InProcessWorker(Worker):  # type: ignore[misc]
+class InProcessWorker(Worker[Context]):
     """A SAQ worker that lives inside our process: no signal handlers of its own, and a drain
     that stops taking work, lets running jobs finish within a grace period, and leaves the
     rest queued for the next start."""
 
-    SIGNALS: list[int] = []
+    SIGNALS: list[signal.Signals] = []  # noqa: RUF012 (SAQ reads this class attribute)
 
     _upkeep_tasks: list[asyncio.Task[None]]
 
@@ -212,17 +214,13 @@ class InProcessWorker(Worker):  # type: ignore[misc]
         return len(self.job_task_contexts)
 
     async def drain(self, grace_seconds: float) -> None:
-        self.event.set()
+        """Stop taking jobs; give running ones `grace_seconds`; cancel and requeue the rest."""
         for task in getattr(self, "_upkeep_tasks", []):
             task.cancel()
-        # Idle slots return within the dequeue timeout; busy ones when their job is done.
-        slots = [task for task in self.tasks if task.get_name() == "process"]
         if self.job_task_contexts:
             log.info("waiting for running jobs", jobs=self.running_jobs, grace_s=grace_seconds)
-        if slots:
-            await asyncio.wait(slots, timeout=grace_seconds)
-        # Whatever still runs now is cancelled and goes back to the queue for the next start.
-        self._shutdown_grace_period_s = 0
+        # Idle slots return within the dequeue timeout; busy ones when their job is done.
+        self._shutdown_grace_period_s = max(1, round(grace_seconds))
         await self.stop()
 
 
@@ -235,7 +233,7 @@ def build_worker(
 ) -> InProcessWorker:
     logging.getLogger("saq").addFilter(_QuietExpectedFailures())
 
-    async def generate(ctx: dict[str, Any], *, payload: str, signature: str) -> Any:
+    async def generate(ctx: Context, *, payload: str, signature: str) -> Any:
         return await job(ctx, payload=payload, signature=signature)
 
     return InProcessWorker(
@@ -245,5 +243,4 @@ def build_worker(
         cron_jobs=list(cron_jobs),
         timers={"sweep": SWEEP_EVERY_SECONDS, "schedule": 1, "abort": 1, "worker_info": 5},
         dequeue_timeout=2.0,
-        shutdown_grace_period_s=0,
     )

@@ -1,0 +1,304 @@
+"""State shared by the REST handlers, the gateway and the test-facing API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.emulator import ids, payloads
+from tests.emulator.gateway import Gateway, Session
+from tests.emulator.models import JSON, Channel, Message, UploadedFile, User
+from tests.emulator.state import World
+
+LOGGER = logging.getLogger("tests.emulator")
+
+MAX_CONTENT = 2000
+MAX_EMBEDS = 10
+
+
+@dataclass
+class Settings:
+    """Knobs a test may turn. Times in seconds."""
+
+    interaction_deadline: float = 3.0
+    interaction_token_ttl: float = 15 * 60
+    # Discord sends MESSAGE_CREATE/UPDATE/DELETE for the bot's own and its webhooks' messages.
+    echo_bot_messages: bool = True
+    # Which privileged intents the "developer portal" enabled (IDENTIFY asking for others: 4014).
+    application_flags: int = field(
+        default=ids.APP_FLAG_GUILD_MEMBERS | ids.APP_FLAG_MESSAGE_CONTENT | ids.APP_FLAG_PRESENCES
+    )
+
+    @property
+    def allowed_privileged_intents(self) -> int:
+        allowed = 0
+        if self.application_flags & ids.APP_FLAG_GUILD_MEMBERS:
+            allowed |= ids.INTENT_GUILD_MEMBERS
+        if self.application_flags & ids.APP_FLAG_MESSAGE_CONTENT:
+            allowed |= ids.INTENT_MESSAGE_CONTENT
+        if self.application_flags & ids.APP_FLAG_PRESENCES:
+            allowed |= int(
+                ids.PRIVILEGED_INTENTS & ~(ids.INTENT_GUILD_MEMBERS | ids.INTENT_MESSAGE_CONTENT)
+            )
+        return allowed
+
+
+class DiscordError(Exception):
+    """Raised by handlers; the middleware turns it into Discord's JSON error response."""
+
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        message: str,
+        errors: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code} {message}")
+        self.status = status
+        self.payload = payloads.error(code, message, errors)
+        self.headers = headers or {}
+
+
+def unknown(what: str, code: int) -> DiscordError:
+    return DiscordError(404, code, f"Unknown {what}")
+
+
+UNKNOWN_CHANNEL = 10003
+UNKNOWN_GUILD = 10004
+UNKNOWN_MEMBER = 10007
+UNKNOWN_MESSAGE = 10008
+UNKNOWN_USER = 10013
+UNKNOWN_WEBHOOK = 10015
+UNKNOWN_INTERACTION = 10062
+UNKNOWN_COMMAND = 10063
+MISSING_PERMISSIONS = 50013
+INVALID_FORM_BODY = 50035
+
+
+def invalid_form(field_name: str, code: str, message: str) -> DiscordError:
+    return DiscordError(
+        400, INVALID_FORM_BODY, "Invalid Form Body", payloads.field_error(field_name, code, message)
+    )
+
+
+class Core:
+    """The world, the gateway and the settings, plus the message operations all routes share."""
+
+    def __init__(self, world: World, gateway: Gateway, settings: Settings) -> None:
+        self.world = world
+        self.gateway = gateway
+        self.settings = settings
+        self.resume_gateway_url = ""  # set by the server once it knows its port
+
+    # -- validation --------------------------------------------------------------------------
+
+    @staticmethod
+    def validate_message_body(
+        body: JSON, files: list[UploadedFile], *, editing: bool = False
+    ) -> None:
+        content = body.get("content")
+        if content is not None and not isinstance(content, str):
+            raise invalid_form(
+                "content", "STRING_TYPE_CONVERT", "Could not interpret value as string."
+            )
+        if content and len(content) > MAX_CONTENT:
+            raise invalid_form(
+                "content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT} or fewer in length."
+            )
+        embeds = body.get("embeds") or []
+        if len(embeds) > MAX_EMBEDS:
+            raise invalid_form(
+                "embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length."
+            )
+        has_something = (
+            content or embeds or files or body.get("components") or body.get("sticker_ids")
+        )
+        if not editing and not has_something and not body.get("poll"):
+            raise DiscordError(400, 50006, "Cannot send an empty message")
+
+    def require_bot_permission(self, channel: Channel, permission: int) -> None:
+        if not self.world.channel_permissions(channel, self.world.bot.id) & permission:
+            raise DiscordError(403, MISSING_PERMISSIONS, "Missing Permissions")
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def channel(self, raw_id: str) -> Channel:
+        try:
+            return self.world.channels[int(raw_id)]
+        except (KeyError, ValueError):
+            raise unknown("Channel", UNKNOWN_CHANNEL) from None
+
+    def message_in(self, channel: Channel, raw_id: str) -> Message:
+        try:
+            message = self.world.messages[int(raw_id)]
+        except (KeyError, ValueError):
+            raise unknown("Message", UNKNOWN_MESSAGE) from None
+        if message.channel_id != channel.id or message.deleted:
+            raise unknown("Message", UNKNOWN_MESSAGE)
+        return message
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def attachments_for(self, body: JSON, files: list[UploadedFile]) -> list[JSON]:
+        by_index = {str(i): f for i, f in enumerate(files)}
+        by_field = {f.field: f for f in files}
+        out: list[JSON] = []
+        for entry in body.get("attachments") or []:
+            upload = by_field.get(f"files[{entry.get('id')}]") or by_index.get(str(entry.get("id")))
+            if upload is None:
+                continue
+            attachment_id = self.world.snowflakes.next()
+            out.append(
+                {
+                    "id": str(attachment_id),
+                    "filename": entry.get("filename") or upload.filename or "file",
+                    "size": upload.size,
+                    "content_type": upload.content_type,
+                    "url": f"https://cdn.discordapp.com/attachments/{attachment_id}/{upload.filename}",
+                    "proxy_url": f"https://media.discordapp.net/attachments/{attachment_id}/{upload.filename}",
+                }
+            )
+        return out
+
+    def reference_for(self, channel: Channel, body: JSON) -> JSON | None:
+        reference = body.get("message_reference")
+        if not reference:
+            return None
+        target = self.world.messages.get(int(reference.get("message_id") or 0))
+        if target is None or target.deleted:
+            if reference.get("fail_if_not_exists", True):
+                raise invalid_form(
+                    "message_reference", "MESSAGE_REFERENCE_UNKNOWN_MESSAGE", "Unknown message"
+                )
+            return None
+        return {
+            "type": 0,
+            "message_id": str(target.id),
+            "channel_id": str(target.channel_id),
+            **({"guild_id": str(target.guild_id)} if target.guild_id else {}),
+        }
+
+    def new_message(
+        self,
+        channel: Channel,
+        author: User,
+        body: JSON,
+        files: list[UploadedFile],
+        *,
+        source: str,
+        **fields: Any,
+    ) -> Message:
+        content = str(body.get("content") or "")
+        reference = self.reference_for(channel, body)
+        message = Message(
+            id=self.world.snowflakes.next(),
+            channel_id=channel.id,
+            guild_id=channel.guild_id,
+            author=author,
+            content=content,
+            source=source,
+            posted_at=self.world.now(),
+            allowed_mentions=body.get("allowed_mentions"),
+            message_reference=reference,
+            embeds=list(body.get("embeds") or []),
+            attachments=self.attachments_for(body, files),
+            components=list(body.get("components") or []),
+            mention_ids=self.world.mentioned_ids(content),
+            flags=int(body.get("flags") or 0),
+            tts=bool(body.get("tts", False)),
+            type=19 if reference else 0,
+            nonce=body.get("nonce"),
+            **fields,
+        )
+        return self.world.add_message(message)
+
+    def apply_edit(self, message: Message, body: JSON, files: list[UploadedFile]) -> None:
+        self.validate_message_body(body, files, editing=True)
+        if "content" in body:
+            message.content = str(body.get("content") or "")
+            message.mention_ids = self.world.mentioned_ids(message.content)
+        if "embeds" in body:
+            message.embeds = list(body.get("embeds") or [])
+        if "components" in body:
+            message.components = list(body.get("components") or [])
+        if "allowed_mentions" in body:
+            message.allowed_mentions = body.get("allowed_mentions")
+        if "attachments" in body:
+            message.attachments = self.attachments_for(body, files)
+        message.flags &= ~ids.FLAG_LOADING
+        message.edits.append(body)
+        message.edited_at = ids.utcnow()
+        self.world.changed()
+
+    # -- gateway echoes ------------------------------------------------------------------------
+
+    def message_event(self, message: Message) -> JSON:
+        """MESSAGE_CREATE data as this bot would receive it (content withheld without the
+        MESSAGE_CONTENT intent, except in DMs, when the bot is mentioned or wrote it)."""
+        intents = self.gateway.intents or 0
+        bot_id = self.world.bot.id
+        visible = (
+            bool(intents & ids.INTENT_MESSAGE_CONTENT)
+            or message.guild_id is None
+            or bot_id in message.mention_ids
+            or message.author.id == bot_id
+        )
+        return payloads.message(self.world, message, include_content=visible)
+
+    def echo_create(self, message: Message) -> None:
+        if self.settings.echo_bot_messages and not message.is_ephemeral:
+            self.gateway.queue("MESSAGE_CREATE", self.message_event(message))
+
+    def echo_update(self, message: Message) -> None:
+        if self.settings.echo_bot_messages and not message.is_ephemeral:
+            self.gateway.queue("MESSAGE_UPDATE", self.message_event(message))
+
+    def echo_delete(self, message: Message) -> None:
+        if self.settings.echo_bot_messages and not message.is_ephemeral:
+            data: JSON = {"id": str(message.id), "channel_id": str(message.channel_id)}
+            if message.guild_id is not None:
+                data["guild_id"] = str(message.guild_id)
+            self.gateway.queue("MESSAGE_DELETE", data)
+
+    def ready_payloads(self, session: Session) -> list[tuple[str, JSON]]:
+        world = self.world
+        ready: JSON = {
+            "v": 10,
+            "user": payloads.own_user(world.bot),
+            "guilds": [{"id": str(g), "unavailable": True} for g in world.guilds],
+            "session_id": session.id,
+            "resume_gateway_url": self.resume_gateway_url,
+            "shard": session.identify.get("shard", [0, 1]),
+            "application": {
+                "id": str(world.application_id),
+                "flags": self.settings.application_flags,
+            },
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "user_settings": {},
+        }
+        guild_creates = [
+            ("GUILD_CREATE", payloads.gateway_guild(world, g, initially_unavailable=True))
+            for g in world.guilds.values()
+        ]
+        return [("READY", ready), *guild_creates]
+
+    def member_chunk(self, request: JSON) -> JSON | None:
+        guild = self.world.guilds.get(int(request.get("guild_id") or 0))
+        if guild is None:
+            return None
+        chunk: JSON = {
+            "guild_id": str(guild.id),
+            "members": [payloads.member(self.world, m) for m in guild.members.values()],
+            "chunk_index": 0,
+            "chunk_count": 1,
+            "not_found": [],
+        }
+        if request.get("nonce"):
+            chunk["nonce"] = request["nonce"]
+        return chunk

@@ -1,0 +1,518 @@
+"""``DiscordEmulator``: one aiohttp server on 127.0.0.1 serving REST (``/api/v10``) and the
+gateway (``/gateway``), plus the scripting API tests use."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import types
+from collections.abc import Mapping
+from typing import Any, Self
+
+from aiohttp import web
+
+from tests.emulator import ids, payloads
+from tests.emulator.core import Core, Settings
+from tests.emulator.gateway import Gateway, GatewayLog, Session
+from tests.emulator.interaction_builder import (
+    INTERACTION_APPLICATION_COMMAND,
+    INTERACTION_AUTOCOMPLETE,
+    InteractionBuilder,
+    new_interaction_token,
+)
+from tests.emulator.models import (
+    JSON,
+    Channel,
+    Fault,
+    Guild,
+    Interaction,
+    Member,
+    Message,
+    RecordedRequest,
+    Role,
+    User,
+    Webhook,
+)
+from tests.emulator.rest import RestApi
+from tests.emulator.routes_basic import BasicRoutes
+from tests.emulator.routes_interactions import InteractionRoutes
+from tests.emulator.routes_messages import MessageRoutes
+from tests.emulator.state import World
+
+LOGGER = logging.getLogger("tests.emulator")
+
+
+class DiscordEmulator:
+    """A scriptable Discord. Build the world (guilds, channels, users), ``await start()``,
+    point ``hikari.GatewayBot(emu.token, rest_url=emu.rest_url, ...)`` at it, then drive it.
+    """
+
+    def __init__(self, *, bot_name: str = "Tzurot", bot_id: int | None = None) -> None:
+        self.world = World(bot_name, bot_id)
+        self.settings = Settings()
+        self.token = ids.bot_token(self.world.bot.id)
+        self.gateway = Gateway(
+            token=lambda: self.token,
+            ready_payloads=self._ready_payloads,
+            member_chunk=self._member_chunk,
+            allowed_privileged_intents=lambda: self.settings.allowed_privileged_intents,
+            changed=self.world.changed,
+            now=self.world.now,
+        )
+        self.core = Core(self.world, self.gateway, self.settings)
+        self.rest = RestApi(self.core, lambda: self.token)
+        self._interactions = InteractionBuilder(self.world)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def _ready_payloads(self, session: Session) -> list[tuple[str, JSON]]:
+        return self.core.ready_payloads(session)
+
+    def _member_chunk(self, request: JSON) -> JSON | None:
+        return self.core.member_chunk(request)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        interaction_routes = InteractionRoutes(self.core)
+        self.rest.install(
+            app,
+            [
+                interaction_routes.routes(),  # before /webhooks/{id}/{token}/messages/{id}
+                BasicRoutes(self.core, lambda: self.gateway_url).routes(),
+                MessageRoutes(self.core, interaction_routes).routes(),
+            ],
+        )
+        app.router.add_get("/gateway", self.gateway.handle)
+        app.router.add_get("/gateway/resume", self.gateway.handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self.core.resume_gateway_url = f"ws://127.0.0.1:{self.port}/gateway/resume"
+        LOGGER.info("Discord emulator on %s (bot %s)", self.rest_url, self.world.bot.id)
+
+    async def stop(self) -> None:
+        await self.gateway.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{ids.API_PREFIX}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/gateway"
+
+    # -- who is who ----------------------------------------------------------------------------
+
+    @property
+    def bot_user(self) -> User:
+        return self.world.bot
+
+    @property
+    def application_id(self) -> int:
+        return self.world.application_id
+
+    @property
+    def guild(self) -> Guild:
+        """The first guild."""
+        return next(iter(self.world.guilds.values()))
+
+    @property
+    def channel(self) -> Channel:
+        """The first text channel of the first guild."""
+        guild = self.guild
+        return next(
+            self.world.channels[c]
+            for c in guild.channel_ids
+            if not self.world.channels[c].is_thread
+        )
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.world.requests
+
+    @property
+    def gateway_log(self) -> GatewayLog:
+        return self.gateway.log
+
+    @property
+    def intents(self) -> int | None:
+        """The intents of the bot's current session, as sent in IDENTIFY."""
+        return self.gateway.intents
+
+    # -- building the world -------------------------------------------------------------------
+
+    def add_guild(
+        self, name: str = "Test Guild", *, bot_permissions: int = ids.BOT_PERMISSIONS
+    ) -> Guild:
+        """A guild with @everyone, a managed role for the bot holding ``bot_permissions``
+        (default includes Manage Webhooks) and the bot as member. Existing users join it."""
+        guild = self.world.new_guild(name, bot_permissions)
+        for user in self.world.users.values():
+            if user.id not in guild.members and user is not self.world.owner:
+                guild.members[user.id] = Member(guild_id=guild.id, user_id=user.id)
+        self.gateway.queue(
+            "GUILD_CREATE", payloads.gateway_guild(self.world, guild, initially_unavailable=False)
+        )
+        return guild
+
+    def add_text_channel(self, guild: Guild | None = None, name: str = "general") -> Channel:
+        channel = self.world.new_channel(guild or self.guild, name)
+        self.gateway.queue("CHANNEL_CREATE", payloads.channel(self.world, channel))
+        return channel
+
+    def add_thread(self, parent: Channel | None = None, name: str = "thread") -> Channel:
+        parent = parent or self.channel
+        guild = self.world.guild_of(parent)
+        if guild is None or parent.is_thread:
+            raise ValueError("threads live under a guild text channel")
+        thread = self.world.new_channel(guild, name, type_=ids.PUBLIC_THREAD, parent=parent)
+        self.gateway.queue(
+            "THREAD_CREATE", {**payloads.channel(self.world, thread), "newly_created": True}
+        )
+        return thread
+
+    def add_user(self, name: str, *, bot: bool = False, guilds: list[Guild] | None = None) -> User:
+        """A user who is a member of ``guilds`` (default: every guild)."""
+        user = User(id=self.world.snowflakes.next(), username=name, bot=bot)
+        self.world.users[user.id] = user
+        for guild in guilds if guilds is not None else list(self.world.guilds.values()):
+            guild.members[user.id] = Member(guild_id=guild.id, user_id=user.id)
+        self.world.changed()
+        return user
+
+    def add_role(self, guild: Guild, name: str, permissions: int) -> Role:
+        role = Role(
+            id=self.world.snowflakes.next(),
+            guild_id=guild.id,
+            name=name,
+            permissions=permissions,
+            position=len(guild.roles),
+        )
+        guild.roles[role.id] = role
+        self.gateway.queue(
+            "GUILD_ROLE_CREATE", {"guild_id": str(guild.id), "role": payloads.role(role)}
+        )
+        self.world.changed()
+        return role
+
+    def give_role(self, guild: Guild, user: User, role: Role) -> None:
+        guild.members[user.id].role_ids.append(role.id)
+        self.world.changed()
+
+    def set_permissions(
+        self, channel: Channel, target: User | Role, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """A permission overwrite on the channel (the parent, for a thread)."""
+        self.world.set_overwrite(channel, target, allow=allow, deny=deny)
+        changed = self.world.permission_channel(channel)
+        self.gateway.queue("CHANNEL_UPDATE", payloads.channel(self.world, changed))
+
+    def remove_manage_webhooks(self, channel: Channel) -> None:
+        """Deny the bot Manage Webhooks in this channel: creating webhooks then gets 403/50013."""
+        self.set_permissions(channel, self.world.bot, deny=ids.MANAGE_WEBHOOKS)
+
+    def webhooks_in(self, channel: Channel) -> list[Webhook]:
+        return [
+            w for w in self.world.webhooks.values() if w.channel_id == channel.id and not w.deleted
+        ]
+
+    def delete_webhook(self, webhook: Webhook | int) -> None:
+        """A moderator deletes the webhook: executing it now gets 404 code 10015."""
+        found = self.world.webhooks[webhook if isinstance(webhook, int) else webhook.id]
+        found.deleted = True
+        self.world.changed()
+        self.gateway.queue(
+            "WEBHOOKS_UPDATE",
+            {"guild_id": str(found.guild_id), "channel_id": str(found.channel_id)},
+        )
+
+    def fail_next(
+        self,
+        method: str,
+        path_pattern: str,
+        status: int,
+        retry_after: float | None = None,
+        count: int = 1,
+        *,
+        code: int = 0,
+        message: str | None = None,
+        is_global: bool = False,
+        scope: str = "user",
+    ) -> Fault:
+        """The next ``count`` requests ``method`` (or ``"*"``) to a path matching the glob
+        ``path_pattern`` (without ``/api/v10``, e.g. ``"/webhooks/*"``) fail with ``status``.
+        A 429 carries ``retry_after`` (default 1 s) in the body and the ``Retry-After`` /
+        ``X-RateLimit-*`` headers Discord sends."""
+        fault = Fault(
+            method=method.upper(),
+            path_pattern=path_pattern,
+            status=status,
+            count=count,
+            retry_after=retry_after,
+            code=code,
+            message=message,
+            is_global=is_global,
+            scope=scope,
+        )
+        self.rest.add_fault(fault)
+        return fault
+
+    # -- users talking ------------------------------------------------------------------------
+
+    def _user_message(
+        self,
+        channel: Channel,
+        author: User,
+        content: str,
+        reply_to: Message | None,
+        mentions: list[User] | None,
+    ) -> Message:
+        world = self.world
+        reference = None
+        if reply_to is not None:
+            reference = {
+                "type": 0,
+                "message_id": str(reply_to.id),
+                "channel_id": str(reply_to.channel_id),
+            }
+            if reply_to.guild_id is not None:
+                reference["guild_id"] = str(reply_to.guild_id)
+        mention_ids = world.mentioned_ids(content) + [u.id for u in mentions or []]
+        if (
+            reply_to is not None
+            and reply_to.webhook_id is None
+            and reply_to.author.id in world.users
+        ):
+            mention_ids.append(reply_to.author.id)  # a reply pings its author by default
+        message = Message(
+            id=world.snowflakes.next(),
+            channel_id=channel.id,
+            guild_id=channel.guild_id,
+            author=author,
+            content=content,
+            source="user",
+            posted_at=world.now(),
+            message_reference=reference,
+            mention_ids=list(dict.fromkeys(mention_ids)),
+            type=19 if reference else 0,
+        )
+        return world.add_message(message)
+
+    async def post_message(
+        self,
+        channel: Channel,
+        author: User,
+        content: str,
+        *,
+        reply_to: Message | None = None,
+        mentions: list[User] | None = None,
+    ) -> Message:
+        """``author`` writes in a guild channel or thread; the bot gets MESSAGE_CREATE."""
+        message = self._user_message(channel, author, content, reply_to, mentions)
+        await self.gateway.dispatch("MESSAGE_CREATE", self.core.message_event(message))
+        return message
+
+    async def send_dm(
+        self, user: User, content: str, *, reply_to: Message | None = None
+    ) -> Message:
+        """``user`` writes to the bot in their DM channel."""
+        channel = self.world.dm_channel(user)
+        return await self.post_message(channel, user, content, reply_to=reply_to)
+
+    async def replay(self, message: Message) -> None:
+        """Deliver the very same MESSAGE_CREATE again (Discord may do this around a resume)."""
+        await self.gateway.dispatch("MESSAGE_CREATE", self.core.message_event(message))
+
+    async def slash_command(
+        self,
+        channel: Channel,
+        user: User,
+        name: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        locale: str = "en-US",
+    ) -> Interaction:
+        """``user`` runs ``/name`` (``name`` may be ``"channel activate"`` for a subcommand).
+        Option values: str/int/float/bool, or User/Channel/Role (sent as ids plus ``resolved``).
+        The 3 s callback deadline starts when the INTERACTION_CREATE is written."""
+        return await self._interaction(
+            INTERACTION_APPLICATION_COMMAND, channel, user, name, options, None, locale
+        )
+
+    async def autocomplete(
+        self,
+        channel: Channel,
+        user: User,
+        name: str,
+        options: Mapping[str, Any],
+        *,
+        focused: str,
+        locale: str = "en-US",
+    ) -> Interaction:
+        """An autocomplete interaction; ``options[focused]`` is the partial text typed."""
+        return await self._interaction(
+            INTERACTION_AUTOCOMPLETE, channel, user, name, options, focused, locale
+        )
+
+    async def _interaction(
+        self,
+        kind: int,
+        channel: Channel,
+        user: User,
+        name: str,
+        options: Mapping[str, Any] | None,
+        focused: str | None,
+        locale: str,
+    ) -> Interaction:
+        interaction_id = self.world.snowflakes.next()
+        token = new_interaction_token()
+        payload, command_id = self._interactions.build(
+            interaction_id=interaction_id,
+            token=token,
+            kind=kind,
+            channel=channel,
+            user=user,
+            name=name,
+            options=options or {},
+            focused=focused,
+            locale=locale,
+        )
+        interaction = Interaction(
+            id=interaction_id,
+            token=token,
+            type=kind,
+            application_id=self.world.application_id,
+            channel=channel,
+            user=user,
+            guild_id=channel.guild_id,
+            command_name=name,
+            command_id=command_id,
+            payload=payload,
+            notifier=self.world.notifier,
+        )
+        self.world.interactions[interaction_id] = interaction
+
+        def sent(at: float) -> None:
+            interaction.dispatched_at = at
+
+        await self.gateway.dispatch("INTERACTION_CREATE", payload, on_sent=sent)
+        return interaction
+
+    # -- gateway control ----------------------------------------------------------------------
+
+    async def wait_until_ready(self, timeout: float = 10.0) -> None:
+        """The bot IDENTIFY'd and got READY (and every GUILD_CREATE)."""
+        await self.world.notifier.wait_for(
+            lambda: self.gateway.log.ready_count > 0 and self.gateway.connected,
+            timeout,
+            lambda: f"the bot to IDENTIFY (connects so far: {self.gateway.log.connects})",
+        )
+
+    async def wait_for_resume(self, count: int = 1, timeout: float = 10.0) -> None:
+        """``count`` successful RESUMEs in total (RESUMED sent)."""
+        await self.world.notifier.wait_for(
+            lambda: self.gateway.log.resumed_count >= count and self.gateway.connected,
+            timeout,
+            lambda: f"{count} RESUME(s); seen {len(self.gateway.log.resumes)} attempts",
+        )
+
+    async def drop_connection(self, *, code: int = 4000, abrupt: bool = False) -> None:
+        """Close the bot's websocket (close ``code``, or ``abrupt`` TCP abort). The session
+        stays resumable; dispatches made meanwhile are replayed on RESUME."""
+        await self.gateway.drop(code=code, abrupt=abrupt)
+
+    async def send_reconnect(self) -> None:
+        await self.gateway.send_op(7)
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        await self.gateway.send_op(9, resumable)
+
+    # -- what the bot did ----------------------------------------------------------------------
+
+    def bot_messages(self, channel: Channel, *, include_threads: bool = False) -> list[Message]:
+        """What the bot, its webhooks and its interaction responses posted in ``channel``, in
+        order; deleted ones included (``.deleted``), 'thinking' placeholders left out."""
+        world = self.world
+        wanted = {channel.id}
+        if include_threads:
+            wanted |= {c.id for c in world.channels.values() if c.parent_id == channel.id}
+        return [
+            world.messages[mid]
+            for mid in world.message_order
+            if world.messages[mid].channel_id in wanted
+            and world.messages[mid].from_bot
+            and not world.messages[mid].is_loading
+        ]
+
+    async def wait_for_messages(
+        self,
+        channel: Channel,
+        count: int = 1,
+        timeout: float = 5.0,
+        *,
+        include_threads: bool = False,
+    ) -> list[Message]:
+        """All bot messages in ``channel`` once there are at least ``count`` of them."""
+
+        def enough() -> list[Message] | None:
+            found = self.bot_messages(channel, include_threads=include_threads)
+            return found if len(found) >= count else None
+
+        def describe() -> str:
+            found = self.bot_messages(channel, include_threads=include_threads)
+            recent = self.world.requests[-8:]
+            return f"{count} bot message(s) in #{channel.name}; have {len(found)}; last {recent}"
+
+        return await self.world.notifier.wait_for(enough, timeout, describe)
+
+    def requests_matching(self, method: str, path_pattern: str) -> list[RecordedRequest]:
+        """Recorded requests by method (or ``"*"``) and a glob on the path (no ``/api/v10``)."""
+        method = method.upper()
+        return [
+            r
+            for r in self.world.requests
+            if method in ("*", r.method) and fnmatch.fnmatchcase(r.path, path_pattern)
+        ]
+
+    async def wait_for_request(
+        self, method: str, path_pattern: str, *, count: int = 1, timeout: float = 5.0
+    ) -> list[RecordedRequest]:
+        """``count`` matching requests that have been answered (``status`` set)."""
+
+        def enough() -> list[RecordedRequest] | None:
+            found = [r for r in self.requests_matching(method, path_pattern) if r.status]
+            return found if len(found) >= count else None
+
+        return await self.world.notifier.wait_for(
+            enough,
+            timeout,
+            lambda: f"{count} x {method} {path_pattern}; last {self.world.requests[-8:]}",
+        )
+
+    def typing_in(self, channel: Channel) -> list[float]:
+        """Loop times at which the bot triggered typing in ``channel``."""
+        return [at for channel_id, at in self.world.typing if channel_id == channel.id]
+
+    def commands(self, guild: Guild | None = None) -> list[dict[str, Any]]:
+        """The synced commands (global, or the guild's), as Discord would list them."""
+        guild_id = guild.id if guild else None
+        return [payloads.command(c) for c in self.world.commands.values() if c.guild_id == guild_id]

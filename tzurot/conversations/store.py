@@ -1,0 +1,252 @@
+"""Channel transcripts in Redis: every speaker's turns, capped, replay-safe and pruned by age.
+
+Keys (owned by this module; `{<channel>}` is a Redis Cluster hash tag, so one channel's keys
+share a slot and its Lua scripts stay legal on a cluster):
+  transcript:{<channel>}:turns   hash: entry id -> one `ChatTurn` as JSON
+  transcript:{<channel>}:order   sorted set: entry id, scored by the turn's time (epoch seconds)
+  transcript:active              sorted set: channel id, scored by the time of its newest turn
+
+An entry id is `m:{message_id}` when the turn has a Discord message id, so a gateway replay of
+the same message is stored once; otherwise it is random. A user turn carries the personality the
+user addressed in `personality`, which is what `clear(channel, personality)` goes by.
+
+Only `prune` removes a channel from `transcript:active`, and only once the channel is empty and
+its newest turn is older than the cutoff; so a concurrent append can never leave turns that no
+prune will find.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from tzurot.conversations.models import ChatTurn
+
+if TYPE_CHECKING:
+    from tzurot.jobs.cron import CronTask
+
+log = structlog.get_logger(__name__)
+
+ACTIVE_KEY = "transcript:active"
+MAX_TURNS = 500
+MAX_CONTENT_CHARS = 8_000
+TRUNCATION_MARKER = " [… truncated]"
+RETENTION_SCHEDULE = "17 3 * * *"
+_PRUNE_BATCH = 200
+
+# KEYS: order, turns. ARGV: entry id, score, turn JSON, cap. Returns 1 if stored, 0 if a replay.
+_APPEND = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+if excess > 0 then
+  local dropped = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+  redis.call('HDEL', KEYS[2], unpack(dropped))
+end
+return 1
+"""
+
+# KEYS: order, turns. ARGV: limit. Returns {entry ids, their JSON (false when missing)}.
+_RECENT = """
+local ids = redis.call('ZRANGE', KEYS[1], -tonumber(ARGV[1]), -1)
+if #ids == 0 then return {{}, {}} end
+return {ids, redis.call('HMGET', KEYS[2], unpack(ids))}
+"""
+
+# KEYS: order, turns. ARGV: cutoff (exclusive). Returns {turns removed, turns left}.
+_PRUNE = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+for i = 1, #old, 500 do
+  redis.call('HDEL', KEYS[2], unpack(old, i, math.min(i + 499, #old)))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+local left = redis.call('ZCARD', KEYS[1])
+if left == 0 then redis.call('DEL', KEYS[2]) end
+return {#old, left}
+"""
+
+# KEYS: active index. ARGV: channel, cutoff. Forgets the channel unless it was active since.
+_FORGET = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) < tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+def _order_key(channel_id: str) -> str:
+    return f"transcript:{{{channel_id}}}:order"
+
+
+def _turns_key(channel_id: str) -> str:
+    return f"transcript:{{{channel_id}}}:turns"
+
+
+class TranscriptStore:
+    """Per-channel transcripts; implements `HistorySource`."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        max_turns: int = MAX_TURNS,
+        max_content_chars: int = MAX_CONTENT_CHARS,
+    ) -> None:
+        if max_turns < 1 or max_content_chars <= len(TRUNCATION_MARKER):
+            raise ValueError("max_turns and max_content_chars are too small")
+        self._redis = redis
+        self._max_turns = max_turns
+        self._max_chars = max_content_chars
+        self._append = redis.register_script(_APPEND)
+        self._recent = redis.register_script(_RECENT)
+        self._prune = redis.register_script(_PRUNE)
+        self._forget = redis.register_script(_FORGET)
+
+    async def append(self, channel_id: str, turn: ChatTurn) -> None:
+        """Store a turn; a message id already stored in this channel is not stored again."""
+        turn = _storable(turn, self._max_chars)
+        score = turn.at.timestamp()
+        entry = f"m:{turn.message_id}" if turn.message_id else f"u:{uuid.uuid4().hex}"
+        keys = [_order_key(channel_id), _turns_key(channel_id)]
+        args: list[str | float] = [entry, score, turn.model_dump_json(), self._max_turns]
+        stored = await self._append(keys=keys, args=args)
+        await self._redis.zadd(ACTIVE_KEY, {channel_id: score}, gt=True)
+        if not stored:
+            log.debug("transcript turn already stored", channel_id=channel_id, entry=entry)
+
+    async def recent(self, channel_id: str, limit: int) -> list[ChatTurn]:
+        """Up to `limit` of the channel's newest turns, oldest first; unreadable ones skipped."""
+        limit = min(limit, self._max_turns)
+        if limit <= 0:
+            return []
+        keys = [_order_key(channel_id), _turns_key(channel_id)]
+        ids, values = await self._recent(keys=keys, args=[limit])
+        turns = (_parse(channel_id, entry, raw) for entry, raw in zip(ids, values, strict=True))
+        return [turn for turn in turns if turn is not None]
+
+    async def clear(self, channel_id: str, personality: str | None = None) -> int:
+        """Remove the channel's turns, or only those of `personality` (its replies and the
+        user turns addressed to it); returns how many were removed."""
+        order, turns = _order_key(channel_id), _turns_key(channel_id)
+        if personality is None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hlen(turns)
+                pipe.delete(order, turns)
+                removed, _ = await pipe.execute()
+            return int(removed)
+        entries = await self._redis.hgetall(turns)
+        doomed = [
+            entry
+            for entry, raw in entries.items()
+            if (turn := _parse(channel_id, entry, raw)) is not None
+            and turn.personality == personality
+        ]
+        if not doomed:
+            return 0
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(order, *doomed)
+            pipe.hdel(turns, *doomed)
+            _, removed = await pipe.execute()
+        return int(removed)
+
+    async def prune(self, older_than: datetime) -> int:
+        """Drop every turn older than `older_than`, forget channels left empty; returns the
+        number of turns dropped. Visits the channels in the activity index, nothing else."""
+        cutoff = _aware(older_than).timestamp()
+        removed = forgotten = 0
+        batch: list[str] = []
+        async for member, _ in self._redis.zscan_iter(ACTIVE_KEY, count=_PRUNE_BATCH):
+            batch.append(member.decode() if isinstance(member, bytes) else str(member))
+            if len(batch) >= _PRUNE_BATCH:
+                dropped, gone = await self._prune_batch(batch, cutoff)
+                removed, forgotten, batch = removed + dropped, forgotten + gone, []
+        if batch:
+            dropped, gone = await self._prune_batch(batch, cutoff)
+            removed, forgotten = removed + dropped, forgotten + gone
+        log.info("transcripts pruned", turns_removed=removed, channels_forgotten=forgotten)
+        return removed
+
+    async def _prune_batch(self, channels: Sequence[str], cutoff: float) -> tuple[int, int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                keys = [_order_key(channel), _turns_key(channel)]
+                await self._prune(keys=keys, args=[repr(cutoff)], client=pipe)
+            results: list[list[int]] = await pipe.execute()
+        empty = [channel for channel, (_, left) in zip(channels, results, strict=True) if not left]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for channel in empty:
+                await self._forget(keys=[ACTIVE_KEY], args=[channel, repr(cutoff)], client=pipe)
+            forgotten: list[int] = await pipe.execute()
+        return sum(dropped for dropped, _ in results), sum(forgotten)
+
+
+def retention_task(store: TranscriptStore, days: int) -> CronTask:
+    """A daily cron task dropping transcript turns older than `days`, counted from the tick."""
+    from tzurot.jobs.cron import CronTask  # lazy: the jobs package pulls in litellm
+
+    if days < 1:
+        raise ValueError("transcript retention must be at least one day")
+
+    async def run(tick: int) -> int:
+        now = datetime.fromtimestamp(tick, UTC) if tick > 0 else datetime.now(UTC)
+        return await store.prune(now - timedelta(days=days))
+
+    return CronTask(name="transcript-retention", schedule=RETENTION_SCHEDULE, run=run)
+
+
+def _parse(channel_id: str, entry: Any, raw: bytes | str | None) -> ChatTurn | None:
+    if raw is None:  # removed between reading the order and the turns; not an error
+        return None
+    try:
+        return ChatTurn.model_validate_json(raw)
+    except ValidationError as error:
+        log.warning(
+            "unreadable transcript entry skipped",
+            channel_id=channel_id,
+            entry=entry.decode(errors="replace") if isinstance(entry, bytes) else str(entry),
+            error=error.errors(include_url=False, include_input=False)[:1],
+        )
+        return None
+
+
+def _storable(turn: ChatTurn, max_chars: int) -> ChatTurn:
+    """The turn as it can be stored: UTF-8-safe text, content cut to size, time zone-aware."""
+    content = _utf8_safe(turn.content)
+    if len(content) > max_chars:
+        content = content[: max_chars - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+    return turn.model_copy(
+        update={
+            "speaker": _utf8_safe(turn.speaker),
+            "content": content,
+            "at": _aware(turn.at),
+            "personality": _maybe_utf8_safe(turn.personality),
+            "user_id": _maybe_utf8_safe(turn.user_id),
+            "message_id": _maybe_utf8_safe(turn.message_id),
+        }
+    )
+
+
+def _utf8_safe(text: str) -> str:
+    """Lone surrogates (from broken clients) become U+FFFD; valid pairs are joined."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _maybe_utf8_safe(text: str | None) -> str | None:
+    return None if text is None else _utf8_safe(text)
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive times are taken as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
