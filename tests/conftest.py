@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.emulator.fixtures",
     "tests.fixtures.fake_llm",
     "tests.fixtures.app",
+    "tests.fixtures.bot",
 ]

@@ -19,7 +19,8 @@ from tzurot.ai.generation import Generator, ModelDefaults
 from tzurot.ai.provider import ChatModel, LiteLLMProvider
 from tzurot.api import ApiServer
 from tzurot.config import Component, Settings
-from tzurot.conversations import HistorySource, NoHistory
+from tzurot.conversations import TranscriptStore, retention_task
+from tzurot.discord.bot import DiscordFrontEnd
 from tzurot.infra import EmbeddedRedis, RedisClient, connect, ping
 from tzurot.jobs import (
     QUEUE_NAME,
@@ -54,6 +55,7 @@ class Application:
     personalities: PersonalityStore | None = field(default=None, init=False)
     api: ApiServer | None = field(default=None, init=False)
     worker: InProcessWorker | None = field(default=None, init=False)
+    discord: DiscordFrontEnd | None = field(default=None, init=False)
     _embedded: EmbeddedRedis | None = field(default=None, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
 
@@ -82,17 +84,21 @@ class Application:
 
         self.personalities = store = PersonalityStore(redis)
         await seed_from_directory(store, settings.personalities_dir)
+        transcripts = TranscriptStore(redis)
 
         if settings.runs(Component.WORKER):
-            history: HistorySource = NoHistory()
             generator = Generator(
                 store,
                 self.chat_model or LiteLLMProvider(),
-                history,
+                transcripts,
                 ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
                 history_limit=settings.history_limit,
             )
-            cron = [self._retention_task(saq_queue, results), *self.extra_cron]
+            cron = [
+                self._retention_task(saq_queue, results),
+                retention_task(transcripts, settings.history_retention_days),
+                *self.extra_cron,
+            ]
             self.worker = build_worker(
                 saq_queue,
                 GenerationJob(generator, signer, results, options, metrics),
@@ -112,6 +118,29 @@ class Application:
                 max_message_chars=settings.max_message_chars,
             )
             await self.api.start(settings.api_host, settings.api_port)
+
+        if settings.runs(Component.DISCORD):
+            assert settings.discord_token is not None  # the settings insist on it
+            self.discord = DiscordFrontEnd(
+                token=settings.discord_token.get_secret_value(),
+                rest_url=settings.discord_rest_url,
+                dev_guild_id=settings.discord_dev_guild_id,
+                jobs=jobs,
+                results=results,
+                personalities=store,
+                transcripts=transcripts,
+                redis_state=DiscordFrontEnd.sealed_state(
+                    redis,
+                    settings.encryption_key.get_secret_value()
+                    if settings.encryption_key
+                    else signing_secret,
+                ),
+                max_mentions=settings.max_mentions_per_message,
+                taking_longer_after=settings.taking_longer_seconds,
+                stale_reply_after=settings.job_timeout + 60,
+                consumer_name=settings.delivery_consumer,
+            )
+            await self.discord.start()
         log.info("tzurot started", components=sorted(settings.components))
 
     async def _start_redis(self) -> str:
@@ -136,11 +165,15 @@ class Application:
             services["worker"] = self._worker_task is not None and not self._worker_task.done()
         if self.settings.runs(Component.API):
             services["api"] = self.api is not None
+        if self.settings.runs(Component.DISCORD):
+            services["discord"] = self.discord is not None and self.discord.alive
         return services
 
     async def stop(self) -> None:
         grace = self.settings.shutdown_grace_period
         log.info("tzurot stopping", grace_s=grace)
+        if self.discord is not None:
+            await self.discord.stop()
         if self.api is not None:
             await self.api.stop()
         if self.worker is not None:

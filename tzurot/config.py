@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     max_mentions_per_message: int = Field(default=5, ge=1, le=10)
     history_limit: int = Field(default=50, ge=0, le=500)
     history_retention_days: int = Field(default=30, ge=1)
+    taking_longer_seconds: float = Field(default=300.0, gt=0)
+    delivery_consumer: str = Field(default="discord-main", pattern=r"^[A-Za-z0-9._:-]{1,64}$")
 
     # Redis
     redis_url: SecretStr | None = None

@@ -90,7 +90,9 @@ class Generator:
             )
         history = []
         if request.channel_id is not None and self._history_limit:
-            history = await self._history.recent(request.channel_id, self._history_limit)
+            history = await self._history.recent(request.channel_id, self._history_limit + 1)
+            # The triggering message is already in the transcript; it goes in as the new turn.
+            history = [t for t in history if t.message_id != request.source_message_id]
         target = self._defaults.target_for(personality)
         user_name = request.user_name or f"user {request.user_id}"
         messages = build_messages(

@@ -97,6 +97,13 @@ class ResultLog:
         )
         return self._entries(response[0][1] if response else [])
 
+    async def read_pending(self, group: str, consumer: str, count: int = 500) -> list[StreamEntry]:
+        """Entries this consumer read earlier (before a restart) and never acknowledged."""
+        response: Any = await self._redis.xreadgroup(
+            group, consumer, {RESULTS_STREAM: "0"}, count=count
+        )
+        return self._entries(response[0][1] if response else [])
+
     async def reclaim(
         self, group: str, consumer: str, *, idle_ms: int, count: int = 100
     ) -> list[StreamEntry]:

@@ -1,0 +1,80 @@
+"""Which personalities a Discord message is addressed to: @mentions, replies, DMs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tzurot.discord.mentions import resolve_mentions
+from tzurot.discord.state import DiscordState
+from tzurot.personalities.models import Personality
+from tzurot.personalities.store import PersonalityDirectory
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """What the trigger logic needs to know about a Discord message."""
+
+    id: str
+    channel_id: str
+    guild_id: str | None
+    author_id: str
+    author_name: str
+    content: str
+    from_bot: bool = False
+    from_webhook: bool = False
+    reply_to_id: str | None = None
+    thread_parent_id: str | None = None
+    mentions_bot: bool = False
+
+    @property
+    def is_dm(self) -> bool:
+        return self.guild_id is None
+
+
+@dataclass(frozen=True)
+class Trigger:
+    personalities: list[Personality]
+    reason: str  # "mention", "reply", "dm" or "help"
+
+
+class TriggerResolver:
+    def __init__(
+        self, personalities: PersonalityDirectory, state: DiscordState, *, max_mentions: int
+    ) -> None:
+        self._personalities = personalities
+        self._state = state
+        self._max_mentions = max_mentions
+
+    async def resolve(self, message: IncomingMessage, bot_id: str) -> Trigger | None:
+        if message.from_bot or message.from_webhook:
+            return None  # never answer bots (or ourselves): no loops
+
+        async def visible(ref: str) -> Personality | None:
+            found = await self._personalities.get(ref)
+            if found is None or not (found.public or found.owner_id == message.author_id):
+                return None
+            return found
+
+        content = _without_bot_mention(message.content, bot_id)
+        mentioned = await resolve_mentions(
+            content, visible, key=lambda p: p.slug, limit=self._max_mentions
+        )
+        if mentioned:
+            return Trigger(mentioned, "mention")
+        if message.reply_to_id is not None:
+            slug = await self._state.personality_of_message(message.reply_to_id)
+            replied = await visible(slug) if slug else None
+            if replied is not None:
+                return Trigger([replied], "reply")
+        if message.is_dm:
+            slug = await self._state.dm_personality(message.author_id)
+            sticky = await visible(slug) if slug else None
+            return Trigger([sticky], "dm") if sticky else Trigger([], "help")
+        if message.mentions_bot and not content.strip():
+            return Trigger([], "help")
+        return None
+
+
+def _without_bot_mention(content: str, bot_id: str) -> str:
+    return re.sub(rf"<@!?{re.escape(bot_id)}>", "", content)
