@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -188,6 +187,7 @@ async def phase_sequential(
     warm = await emu.post_message(channel, author, "@Lilith warm up")
     first = await wait_for_webhook_reply(emu, channel, 1, 20.0)
     first_ms = ms(first.posted_at - warm.posted_at) if first else "timeout"
+    print(f"  sequential: warm-up reply {first_ms} ms", file=sys.stderr)
 
     lat: list[float] = []
     loop = asyncio.get_running_loop()
@@ -309,7 +309,9 @@ def text_table(rows: list[Row]) -> str:
     def line(values: tuple[str, ...]) -> str:
         return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
-    return "\n".join([line(HEADERS), line(tuple("-" * w for w in widths))] + [line(cells(r)) for r in rows])
+    return "\n".join(
+        [line(HEADERS), line(tuple("-" * w for w in widths))] + [line(cells(r)) for r in rows]
+    )
 
 
 def markdown(rows: list[Row], notes: list[str], header: str) -> str:

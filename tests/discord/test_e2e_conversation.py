@@ -19,8 +19,8 @@ system_prompt = "You are Bob, a cheerful builder."
 
 
 async def test_two_personalities_answer_in_mention_order(
-    start_bot: Any,
     discord_emulator: DiscordEmulator,
+    start_bot: Any,
     fake_llm: FakeLLM,
     personalities_dir: Path,
 ) -> None:
@@ -41,7 +41,7 @@ async def test_two_personalities_answer_in_mention_order(
 
 
 async def test_replying_to_a_personality_continues_with_it(
-    start_bot: Any, discord_emulator: DiscordEmulator, fake_llm: FakeLLM
+    discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
 ) -> None:
     emu = discord_emulator
     await start_bot()
@@ -58,7 +58,7 @@ async def test_replying_to_a_personality_continues_with_it(
 
 
 async def test_dm_reply_is_prefixed_and_the_personality_sticks(
-    start_bot: Any, discord_emulator: DiscordEmulator, fake_llm: FakeLLM
+    discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
 ) -> None:
     emu = discord_emulator
     await start_bot()
@@ -84,7 +84,7 @@ async def test_dm_reply_is_prefixed_and_the_personality_sticks(
 
 
 async def test_bare_bot_mention_gets_help_and_other_bots_are_ignored(
-    start_bot: Any, discord_emulator: DiscordEmulator, fake_llm: FakeLLM
+    discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
 ) -> None:
     emu = discord_emulator
     await start_bot()
@@ -103,7 +103,7 @@ async def test_bare_bot_mention_gets_help_and_other_bots_are_ignored(
 
 
 async def test_replies_are_posted_in_message_order(
-    start_bot: Any, discord_emulator: DiscordEmulator, fake_llm: FakeLLM
+    discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
 ) -> None:
     emu = discord_emulator
     await start_bot()
@@ -119,7 +119,7 @@ async def test_replies_are_posted_in_message_order(
 
 
 async def test_a_replayed_message_is_answered_once(
-    start_bot: Any, discord_emulator: DiscordEmulator, fake_llm: FakeLLM
+    discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
 ) -> None:
     emu = discord_emulator
     await start_bot()

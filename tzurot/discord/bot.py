@@ -161,6 +161,7 @@ class DiscordFrontEnd:
         author = message.author
         member = getattr(message, "member", None)
         name = (member.display_name if member else None) or author.display_name or author.username
+        replied = message.referenced_message
         incoming = IncomingMessage(
             id=str(message.id),
             channel_id=str(message.channel_id),
@@ -170,7 +171,8 @@ class DiscordFrontEnd:
             content=message.content or "",
             from_bot=author.is_bot,
             from_webhook=message.webhook_id is not None,
-            reply_to_id=str(message.referenced_message.id) if message.referenced_message else None,
+            reply_to_id=str(replied.id) if replied else None,
+            reply_to_webhook=replied is not None and replied.webhook_id is not None,
             thread_parent_id=parent_id,
             mentions_bot=me.id in (message.user_mentions_ids or ()),
         )

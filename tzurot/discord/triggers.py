@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from tzurot.discord.mentions import resolve_mentions
 from tzurot.discord.state import DiscordState
 from tzurot.personalities.models import Personality
 from tzurot.personalities.store import PersonalityDirectory
+
+_REPLY_MAP_GRACE_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class IncomingMessage:
     from_bot: bool = False
     from_webhook: bool = False
     reply_to_id: str | None = None
+    reply_to_webhook: bool = False  # the replied-to message was posted by a webhook
     thread_parent_id: str | None = None
     mentions_bot: bool = False
 
@@ -64,6 +68,10 @@ class TriggerResolver:
             return Trigger(mentioned, "mention")
         if message.reply_to_id is not None:
             slug = await self._state.personality_of_message(message.reply_to_id)
+            if slug is None and message.reply_to_webhook:
+                # A reply can race the delivery that records who wrote the message.
+                await asyncio.sleep(_REPLY_MAP_GRACE_SECONDS)
+                slug = await self._state.personality_of_message(message.reply_to_id)
             replied = await visible(slug) if slug else None
             if replied is not None:
                 return Trigger([replied], "reply")
