@@ -41,6 +41,7 @@ from tzurot.logs import configure_logging
 RESULTS_PATH = Path(__file__).resolve().parent / "results.md"
 ACK_DEADLINE = 3.0  # Discord's interaction callback deadline
 PHASE_LIMIT = 60.0  # wall-clock cap per phase (seconds)
+STOP_LIMIT = 20.0  # wall-clock cap on Application.stop()
 
 
 @dataclass
@@ -263,6 +264,7 @@ async def run(args: argparse.Namespace, rows: list[Row], notes: list[str]) -> No
                 DISCORD_REST_URL=emu.rest_url,
                 DISCORD_DEV_GUILD_ID=str(emu.guild.id),
                 LOG_LEVEL="WARNING",
+                SHUTDOWN_GRACE_PERIOD="2",
             )
             app = Application(make_settings(env))
             t0 = time.monotonic()
@@ -275,11 +277,14 @@ async def run(args: argparse.Namespace, rows: list[Row], notes: list[str]) -> No
 
             async with asyncio.timeout(PHASE_LIMIT + 30):
                 await phase_ack(emu, fake, users, args.burst, rows)
+            print(f"  phase_ack done at {time.monotonic() - t0:.1f} s", file=sys.stderr)
             async with asyncio.timeout(PHASE_LIMIT + 30):
                 await phase_sequential(emu, users, args.sequential, rows)
+            print(f"  phase_sequential done at {time.monotonic() - t0:.1f} s", file=sys.stderr)
             if args.channels > 0:
                 async with asyncio.timeout(PHASE_LIMIT):
                     await phase_burst(emu, users, args.channels, rows)
+            print(f"  phase_burst done at {time.monotonic() - t0:.1f} s", file=sys.stderr)
             unknown = {f"{r.method} {r.path}" for r in emu.rest.unknown}
             if unknown:
                 notes.append(f"emulator had no route for: {sorted(unknown)[:5]}")
@@ -288,11 +293,25 @@ async def run(args: argparse.Namespace, rows: list[Row], notes: list[str]) -> No
             limited = [r for r in emu.requests if r.status == 429]
             notes.append(f"REST requests: {len(emu.requests)}, 429s: {len(limited)}")
         finally:
+            stop_task: asyncio.Task[None] | None = None
             if app is not None:
-                await app.stop()
+                # Bounded: Application.stop() can hang for minutes (see the note it leaves).
+                stopping = time.monotonic()
+                stop_task = asyncio.create_task(app.stop())
+                done, _ = await asyncio.wait({stop_task}, timeout=STOP_LIMIT)
+                took = time.monotonic() - stopping
+                notes.append(
+                    f"Application.stop(): {took:.1f} s"
+                    if done
+                    else f"Application.stop() still running after {STOP_LIMIT:.0f} s "
+                    "(DiscordBot.stop -> DeliveryConsumer.stop awaits a cancelled task "
+                    "blocked in XREADGROUP); abandoned"
+                )
             await emu.stop()
             await fake.stop()
             redis.stop()
+            if stop_task is not None and not stop_task.done():
+                await asyncio.wait({stop_task}, timeout=5)
 
 
 HEADERS = ("Measurement", "n", "p50 ms", "p99 ms", "max ms", "Result", "Target")
