@@ -6,8 +6,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.emulator import DiscordEmulator
 from tests.fixtures.fake_llm import FakeLLM, Step
 
@@ -18,10 +16,6 @@ avatar_url = "https://example.org/bob.png"
 error_message = "Bob dropped his hammer."
 system_prompt = "You are Bob, a cheerful builder."
 """
-
-
-# These pass, but the app then takes over 60 s to shut down in teardown (see closing note).
-SLOW_TEARDOWN = pytest.mark.skip(reason="app shutdown hangs after this scenario")
 
 
 async def test_two_personalities_answer_in_mention_order(
@@ -46,7 +40,6 @@ async def test_two_personalities_answer_in_mention_order(
     assert second.avatar_url == "https://example.org/bob.png"
 
 
-@SLOW_TEARDOWN
 async def test_replying_to_a_personality_continues_with_it(
     discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
 ) -> None:
@@ -64,7 +57,6 @@ async def test_replying_to_a_personality_continues_with_it(
     assert len(fake_llm.chat_calls) == 2
 
 
-@SLOW_TEARDOWN
 async def test_dm_reply_is_prefixed_and_the_personality_sticks(
     discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
 ) -> None:
@@ -110,7 +102,6 @@ async def test_bare_bot_mention_gets_help_and_other_bots_are_ignored(
     assert fake_llm.chat_calls == []
 
 
-@SLOW_TEARDOWN
 async def test_replies_are_posted_in_message_order(
     discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
 ) -> None:

@@ -10,7 +10,6 @@ earlier message is posted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +26,9 @@ log = get_logger(__name__)
 
 GROUP = "discord-delivery"
 _RECLAIM_IDLE_MS = 60_000
+_READ_BLOCK_MS = 1000
+# Longer than one blocking read plus a batch of deliveries.
+_STOP_WAIT_SECONDS = 10.0
 
 
 @dataclass
@@ -70,31 +72,41 @@ class DeliveryConsumer:
         self._stale_after = stale_after_seconds
         self._held: dict[str, StreamEntry] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         await self._results.ensure_group(GROUP)
         self._task = asyncio.create_task(self._run(), name="discord-delivery")
 
     async def stop(self) -> None:
-        if self._task is not None:
+        """Finish the current batch and stop; never cancel a blocking read mid-flight (a
+        cancelled XREADGROUP leaves its connection hanging). Unacked entries are re-read on
+        the next start, so nothing is lost either way."""
+        self._stopping.set()
+        if self._task is None:
+            return
+        done, _ = await asyncio.wait({self._task}, timeout=_STOP_WAIT_SECONDS)
+        if not done:
+            log.warning("delivery loop did not stop in time; cancelling it")
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=1.0)
+        elif not self._task.cancelled() and self._task.exception() is not None:
+            log.error("delivery loop had failed", error=repr(self._task.exception()))
 
     async def _run(self) -> None:
         # What this consumer read before a restart but never acknowledged comes first.
         backlog = await self._results.read_pending(GROUP, self._consumer)
         await self._handle_all(backlog)
-        while True:
+        while not self._stopping.is_set():
             try:
-                entries = await self._results.read(GROUP, self._consumer, block_ms=2000)
+                entries = await self._results.read(
+                    GROUP, self._consumer, block_ms=_READ_BLOCK_MS
+                )
                 if not entries:
                     entries = await self._results.reclaim(
                         GROUP, self._consumer, idle_ms=_RECLAIM_IDLE_MS
                     )
                 await self._handle_all(entries)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("delivery loop error; continuing")
                 await asyncio.sleep(1)
