@@ -99,9 +99,7 @@ class DeliveryConsumer:
         await self._handle_all(backlog)
         while not self._stopping.is_set():
             try:
-                entries = await self._results.read(
-                    GROUP, self._consumer, block_ms=_READ_BLOCK_MS
-                )
+                entries = await self._results.read(GROUP, self._consumer, block_ms=_READ_BLOCK_MS)
                 if not entries:
                     entries = await self._results.reclaim(
                         GROUP, self._consumer, idle_ms=_RECLAIM_IDLE_MS
