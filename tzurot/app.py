@@ -34,6 +34,7 @@ from tzurot.jobs import (
     ResultLog,
     build_worker,
     prune_finished_jobs,
+    record_abandoned_jobs,
     saq_cron_jobs,
     shared_signing_secret,
 )
@@ -94,8 +95,13 @@ class Application:
                 ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
                 history_limit=settings.history_limit,
             )
+
+            async def answer_abandoned(_tick: int) -> None:
+                await record_abandoned_jobs(saq_queue, results, signer, generator)
+
             cron = [
                 self._retention_task(saq_queue, results),
+                CronTask(name="abandoned-jobs", schedule="* * * * *", run=answer_abandoned),
                 retention_task(transcripts, settings.history_retention_days),
                 *self.extra_cron,
             ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -20,19 +20,22 @@ def connect(url: str, *, max_connections: int = 256) -> Redis:
 
     Commands are retried forever with backoff capped at 1 s: a worker finishing a job must
     never give up on recording its result. Callers that owe someone a quick answer (the HTTP
-    API, health checks) put their own timeout around the call.
+    API, health checks) put their own timeout around the call. When every connection is busy
+    (a burst), a command waits for one instead of failing.
     """
     tcp_options = {"socket_keepalive": True} if url.startswith(("redis://", "rediss://")) else {}
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
-        decode_responses=False,
         max_connections=max_connections,
+        timeout=30,
+        decode_responses=False,
         socket_connect_timeout=2.0,
         health_check_interval=15,
-        **tcp_options,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=-1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError],
+        **tcp_options,
     )
+    return Redis.from_pool(pool)
 
 
 def as_text(value: bytes | str) -> str:

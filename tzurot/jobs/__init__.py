@@ -5,6 +5,7 @@ from tzurot.jobs.cron import CronTask, saq_cron_jobs
 from tzurot.jobs.metrics import JobMetrics
 from tzurot.jobs.models import GenerationHandler, JobState, JobView, QueueCounts, Submission
 from tzurot.jobs.queue import JobOptions, JobQueue
+from tzurot.jobs.recovery import record_abandoned_jobs
 from tzurot.jobs.results import ResultLog, StreamEntry
 from tzurot.jobs.retention import prune_finished_jobs
 from tzurot.jobs.signing import PayloadSigner, shared_signing_secret
@@ -29,6 +30,7 @@ __all__ = [
     "Submission",
     "build_worker",
     "prune_finished_jobs",
+    "record_abandoned_jobs",
     "retry_delay",
     "saq_cron_jobs",
     "shared_signing_secret",

@@ -17,11 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from saq import CronJob, Job, Worker
+from saq import CronJob, Job, Status, Worker
 from saq.queue.redis import RedisQueue
 from saq.types import Context
 
-from tzurot.ai.contracts import GenerationFailure, GenerationRequest, GenerationResult
+from tzurot.ai.contracts import (
+    GenerationFailure,
+    GenerationRequest,
+    GenerationResult,
+    Progress,
+)
 from tzurot.ai.errors import ProviderError
 from tzurot.jobs.constants import (
     BACKOFF_BASE_SECONDS,
@@ -110,7 +115,8 @@ class GenerationJob:
                 return stored.model_dump(mode="json", include={"content", "status", "job_id"})
 
     async def _run(self, job: Job, request: GenerationRequest) -> GenerationResult:
-        earlier = await self._results.get(job.key)
+        # Only a re-run (after a crash or a retry) can find a result already recorded.
+        earlier = await self._results.get(job.key) if job.attempts > 1 else None
         if earlier is not None:
             log.info("job ran before this attempt finished; reusing its result")
             return earlier
@@ -120,7 +126,10 @@ class GenerationJob:
             return await self._fail(job, request, failure)
 
         async def progress(percent: int) -> None:
-            await job.update(progress=percent / 100)
+            # 100 % is written by SAQ when the job finishes. Passing the (unchanged) status
+            # spares SAQ a read of the stored job before each write.
+            if percent < Progress.DONE:
+                await job.update(progress=percent / 100, status=Status.ACTIVE)
 
         started = time.monotonic()
         try:
