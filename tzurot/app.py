@@ -21,7 +21,9 @@ from tzurot.api import ApiServer
 from tzurot.config import Component, Settings
 from tzurot.conversations import TranscriptStore, retention_task
 from tzurot.discord.bot import DiscordFrontEnd
+from tzurot.discord.state import DiscordState
 from tzurot.infra import EmbeddedRedis, RedisClient, connect, ping
+from tzurot.infra.secretbox import SecretBox
 from tzurot.jobs import (
     QUEUE_NAME,
     CronTask,
@@ -127,6 +129,12 @@ class Application:
 
         if settings.runs(Component.DISCORD):
             assert settings.discord_token is not None  # the settings insist on it
+            # Webhook tokens are sealed at rest with ENCRYPTION_KEY, else the signing secret.
+            at_rest_key = (
+                settings.encryption_key.get_secret_value()
+                if settings.encryption_key
+                else signing_secret
+            )
             self.discord = DiscordFrontEnd(
                 token=settings.discord_token.get_secret_value(),
                 rest_url=settings.discord_rest_url,
@@ -135,12 +143,7 @@ class Application:
                 results=results,
                 personalities=store,
                 transcripts=transcripts,
-                redis_state=DiscordFrontEnd.sealed_state(
-                    redis,
-                    settings.encryption_key.get_secret_value()
-                    if settings.encryption_key
-                    else signing_secret,
-                ),
+                redis_state=DiscordState(redis, SecretBox(at_rest_key, "discord webhooks")),
                 max_mentions=settings.max_mentions_per_message,
                 taking_longer_after=settings.taking_longer_seconds,
                 stale_reply_after=settings.job_timeout + 60,

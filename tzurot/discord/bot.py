@@ -16,7 +16,6 @@ from tzurot.discord.state import DiscordState
 from tzurot.discord.triggers import IncomingMessage, TriggerResolver
 from tzurot.discord.turns import TurnStarter
 from tzurot.discord.typing import TypingKeeper
-from tzurot.infra.secretbox import SecretBox
 from tzurot.jobs import JobQueue, ResultLog
 from tzurot.logs import get_logger
 from tzurot.personalities.store import PersonalityDirectory
@@ -88,10 +87,6 @@ class DiscordFrontEnd:
         self.bot.subscribe(hikari.StartedEvent, self._on_started)
         self.bot.subscribe(hikari.MessageCreateEvent, self._on_message)
         self.bot.subscribe(hikari.GuildAvailableEvent, self._on_guild)
-
-    @classmethod
-    def sealed_state(cls, redis: object, secret: str) -> DiscordState:
-        return DiscordState(redis, SecretBox(secret, "tzurot discord webhooks"))  # type: ignore[arg-type]
 
     async def start(self) -> None:
         try:
