@@ -40,6 +40,7 @@ from tzurot.jobs import (
     saq_cron_jobs,
     shared_signing_secret,
 )
+from tzurot.jobs.saq_queue import TzurotQueue
 from tzurot.logs import get_logger
 from tzurot.personalities.store import PersonalityStore, seed_from_directory
 
@@ -76,7 +77,10 @@ class Application:
         signer = PayloadSigner(signing_secret)
         metrics = JobMetrics()
         results = ResultLog(redis)
-        saq_queue = RedisQueue(redis, name=QUEUE_NAME)
+        # SAQ serialises its job reads behind a semaphore (20 by default): size it to the work.
+        saq_queue = TzurotQueue(
+            redis, name=QUEUE_NAME, max_concurrent_ops=settings.worker_concurrency * 2 + 64
+        )
         options = JobOptions(
             attempts=settings.job_attempts,
             attempt_timeout=settings.llm_attempt_timeout,

@@ -122,21 +122,19 @@ class JobQueue:
         return Submission(job_id=job_id, request_id=request_id, status=status, duplicate=True)
 
     async def status(self, job_id: str) -> JobView | None:
-        job = await self.saq.job(job_id)
         result = await self._results.get(job_id)
-        if job is None and result is None:
-            return None
         if result is not None:
-            attempts = job.attempts if job is not None else result.attempts
             return JobView(
                 job_id=job_id,
                 request_id=result.request.request_id,
                 status=result.status,
                 progress=100,
-                attempts=attempts,
+                attempts=result.attempts,
                 result=result,
             )
-        assert job is not None
+        job = await self.saq.job(job_id)
+        if job is None:
+            return None
         state = _STATE[job.status]
         error = None
         if state == "failed":

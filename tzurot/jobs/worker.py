@@ -188,21 +188,29 @@ def _age_seconds(request: GenerationRequest) -> float:
 
 @contextlib.asynccontextmanager
 async def _heartbeat(job: Job) -> AsyncIterator[None]:
-    """Touch the job while it runs, so a sweep can tell a dead process from a slow model."""
+    """Touch the job while it runs, so a sweep can tell a dead process from a slow model.
+
+    The beat is stopped with an event, not cancelled, so a write in flight is never cut off.
+    """
+    done = asyncio.Event()
 
     async def beat() -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-            with contextlib.suppress(Exception):
-                await job.update()
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HEARTBEAT_EVERY_SECONDS):
+                    await done.wait()
+            if not done.is_set():
+                with contextlib.suppress(Exception):
+                    await job.update()
 
     task = asyncio.create_task(beat(), name=f"heartbeat:{job.key}")
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done.set()
+        _, pending = await asyncio.wait({task}, timeout=5)
+        for stuck in pending:
+            stuck.cancel()
 
 
 class InProcessWorker(Worker[Context]):
@@ -250,6 +258,6 @@ def build_worker(
         functions=[(GENERATE_FUNCTION, generate)],
         concurrency=concurrency,
         cron_jobs=list(cron_jobs),
-        timers={"sweep": SWEEP_EVERY_SECONDS, "schedule": 1, "abort": 1, "worker_info": 5},
+        timers={"sweep": SWEEP_EVERY_SECONDS, "schedule": 1, "abort": 5, "worker_info": 5},
         dequeue_timeout=2.0,
     )

@@ -1,0 +1,81 @@
+"""SAQ's Redis queue with a sweep that does not steal jobs a live worker just dequeued.
+
+SAQ's sweep treats any job in the active list whose status is not yet "active" as abandoned.
+Between a worker's dequeue and its "active" write there is a short gap, and a sweep landing in
+it would run the job a second time (a second, paid model call). Here a job that is not marked
+active is swept only if it is still not active a moment later; stuck active jobs (stale
+heartbeat or past their timeout) are swept as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from saq import Job, Status
+from saq.queue.redis import RedisQueue
+
+log = logging.getLogger("saq")
+
+# How long a dequeued job may take to be marked active before it counts as abandoned.
+DEQUEUE_GRACE_SECONDS = 2.0
+
+
+class TzurotQueue(RedisQueue):
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        if self._cleanup_script is None:
+            self._cleanup_script = self.redis.register_script(
+                """
+                local id_jobs = {}
+                if redis.call('EXISTS', KEYS[1]) == 0 then
+                    redis.call('SETEX', KEYS[1], ARGV[1], 1)
+                    for i, v in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+                        id_jobs[i] = {v, redis.call('GET', v)}
+                    end
+                end
+                return id_jobs
+                """
+            )
+        id_jobs: Any = await self._cleanup_script(
+            keys=[self._sweep, self._active], args=[lock], client=self.redis
+        )
+        pending = [(job_id, self.deserialize(raw)) for job_id, raw in id_jobs]
+        if any(job is not None and job.status != Status.ACTIVE for _, job in pending):
+            # Look again a moment later, at the jobs that are still in the active list.
+            await asyncio.sleep(DEQUEUE_GRACE_SECONDS)
+            still_active = set(await self.redis.lrange(self._active, 0, -1))
+            ids = [job_id for job_id, _ in pending if job_id in still_active]
+            fresh = await self.redis.mget(ids) if ids else []
+            pending = [
+                (job_id, self.deserialize(raw)) for job_id, raw in zip(ids, fresh, strict=True)
+            ]
+
+        swept: list[str] = []
+        for job_id, job in pending:
+            if job is None:
+                await self._forget_missing(job_id)
+                swept.append(job_id.decode())
+            elif job.status != Status.ACTIVE or job.stuck:
+                await self._sweep_job(job, abort)
+                swept.append(job_id.decode())
+        return swept
+
+    async def _sweep_job(self, job: Job, abort: float) -> None:
+        log.info("Sweeping job %s", job.info(False))
+        await self.abort(job, error=self.swept_error_message)
+        try:
+            await job.refresh(abort)
+        except TimeoutError:
+            log.info("Could not abort job %s", job.id)
+        if job.retryable:
+            await self.retry(job, error=self.swept_error_message)
+        else:
+            await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+
+    async def _forget_missing(self, job_id: bytes) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrem(self._active, 0, job_id.decode())
+            pipe.zrem(self._incomplete, job_id)
+            await pipe.execute()
+        log.info("Sweeping missing job %s", job_id)
