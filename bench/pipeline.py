@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +32,8 @@ from tests.fixtures.app import ApiClient, make_settings, settings_env, write_per
 from tests.fixtures.fake_llm import FakeLLM
 from tests.fixtures.redis_server import RedisServer
 from tzurot.ai.contracts import GenerationRequest
+from tzurot.ai.models import ChatMessage, Completion, ModelTarget
+from tzurot.ai.provider import ChatModel
 from tzurot.app import Application
 from tzurot.jobs import JobQueue
 from tzurot.logs import configure_logging
@@ -157,6 +159,79 @@ def litellm_import_ms() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+class NetworkWait:
+    """A model client that only waits, as a call to a remote model does, and costs no CPU:
+    rows 6a/6b measure the pipeline (SAQ, Redis, prompt, results) without litellm's own
+    per-call cost."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+
+    async def complete(
+        self,
+        messages: Sequence[ChatMessage],
+        target: ModelTarget,
+        *,
+        temperature: float,
+        max_tokens: int,
+        timeout: float,
+    ) -> Completion:
+        await asyncio.sleep(self.latency)
+        return Completion(
+            content="ok", thinking=None, model=target.model, prompt_tokens=None,
+            completion_tokens=None, finish_reason="stop",
+        )  # fmt: skip
+
+
+async def phase_pipeline_only(
+    args: argparse.Namespace,
+    run: str,
+    redis_url: str,
+    fake: FakeLLM,
+    personalities: Path,
+    report: Report,
+) -> None:
+    """Rows 6a, 6b: the same pipeline with a model client that costs nothing."""
+    model = NetworkWait(0.0)
+    concurrency = args.in_flight_concurrency
+    async with running_app(
+        redis_url, fake, personalities, chat_model=model, WORKER_CONCURRENCY=str(concurrency)
+    ) as app:
+        jobs = app.jobs
+        assert jobs is not None
+        warm = [new_request(run, "pwarm", i) for i in range(args.warmup)]
+        await burst(jobs, warm, submitters=1, wait_s=LONG_WAIT, limit_s=PHASE_LIMIT)
+
+        async def one(index: int) -> tuple[float, bool]:
+            begin = time.perf_counter()
+            submission = await jobs.submit(new_request(run, "pseq", index))
+            view = await jobs.wait(submission.job_id, 10)
+            return time.perf_counter() - begin, view is not None and view.status == "completed"
+
+        stats, cpu = await sequential(args.sequential, PHASE_LIMIT, one)
+        model.latency = args.slow_latency
+        requests = [new_request(run, "pflight", i) for i in range(args.in_flight)]
+        flight = await burst(
+            jobs, requests, submitters=len(requests), wait_s=LONG_WAIT, limit_s=PHASE_LIMIT
+        )
+    report.rows.append(
+        latency_row("6a pipeline alone (no model client), 1 at a time", stats, target="few ms")
+    )
+    report.rows.append(
+        latency_row(
+            f"6b pipeline alone: {args.in_flight} in flight, model wait {args.slow_latency:g} s",
+            flight.stats,
+            target=f"wall ~{args.slow_latency:g} s",
+            result=f"wall {flight.wall_s:.2f} s",
+        )
+    )
+    report.notes.append(
+        f"Rows 6a/6b: CPU {1000 * cpu / max(stats.count, 1):.1f} ms per job one at a time, "
+        f"{1000 * flight.cpu_s / max(len(requests), 1):.1f} ms per job in flight; the "
+        "difference to rows 1a/3 is litellm's own cost per call."
+    )
+
+
 def new_request(run: str, tag: str, index: int) -> GenerationRequest:
     return GenerationRequest(
         request_id=f"bench-{run}-{tag}-{index}",
@@ -222,10 +297,14 @@ async def burst(
 
 @contextlib.asynccontextmanager
 async def running_app(
-    redis_url: str, fake: FakeLLM, personalities: Path, **extra: str
+    redis_url: str,
+    fake: FakeLLM,
+    personalities: Path,
+    chat_model: ChatModel | None = None,
+    **extra: str,
 ) -> AsyncIterator[Application]:
     env = settings_env(redis_url, fake.base_url, personalities, LOG_LEVEL="WARNING", **extra)
-    app = Application(make_settings(env))
+    app = Application(make_settings(env), chat_model=chat_model)
     await app.start()
     try:
         yield app
@@ -298,6 +377,8 @@ async def run_benchmark(args: argparse.Namespace, report: Report) -> None:
                 fake.requests.clear()
                 url = f"redis://127.0.0.1:{server.port}/1"
                 await phase_in_flight(args, run, url, fake, personalities, report)
+                url = f"redis://127.0.0.1:{server.port}/2"
+                await phase_pipeline_only(args, run, url, fake, personalities, report)
         finally:
             server.stop()
 
