@@ -11,7 +11,7 @@ process's event loop. Measures
 2. message -> webhook overhead (MESSAGE_CREATE dispatched -> webhook execution received by the
    emulator) with a zero-latency fake LLM, sequentially and as a burst over many channels.
 
-Prints one table and appends it to bench/results.md under "Discord front end". Every loop has a
+Prints one table and writes it to bench/results.md under "Discord front end" (replacing the last run's). Every loop has a
 count and a time limit.
 """
 
@@ -39,6 +39,7 @@ from tzurot.app import Application
 from tzurot.logs import configure_logging
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results.md"
+SECTION_TITLE = "## Discord front end"
 ACK_DEADLINE = 3.0  # Discord's interaction callback deadline
 PHASE_LIMIT = 60.0  # wall-clock cap per phase (seconds)
 STOP_LIMIT = 20.0  # wall-clock cap on Application.stop()
@@ -377,10 +378,22 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"- {note}")
     if not args.no_write:
-        with RESULTS_PATH.open("a", encoding="utf-8") as results:
-            results.write(markdown(rows, notes, header))
-        print(f"appended to {RESULTS_PATH}")
+        write_section(markdown(rows, notes, header))
+        print(f"written to {RESULTS_PATH}")
     return 0
+
+
+def write_section(section: str) -> None:
+    """Replace this benchmark's section of results.md, keeping everything else."""
+    existing = RESULTS_PATH.read_text(encoding="utf-8") if RESULTS_PATH.exists() else ""
+    start = existing.find(SECTION_TITLE)
+    if start < 0:
+        before, after = existing, ""
+    else:
+        end = existing.find("\n## ", start + len(SECTION_TITLE))
+        before, after = existing[:start], existing[end + 1 :] if end >= 0 else ""
+    text = before.rstrip("\n") + "\n\n" + section.strip("\n") + "\n"
+    RESULTS_PATH.write_text(text + ("\n" + after if after else ""), encoding="utf-8")
 
 
 if __name__ == "__main__":
