@@ -1,12 +1,5 @@
-"""Conversations: channel transcripts and the context budget for prompts."""
+"""Conversations: channel transcripts (the prompt's history budget lives in tzurot.ai.prompt)."""
 
-from tzurot.conversations.budget import (
-    TokenCounter,
-    approximate_tokens,
-    counted_text,
-    fit_to_budget,
-    litellm_counter,
-)
 from tzurot.conversations.models import ChatTurn, HistorySource, NoHistory
 from tzurot.conversations.store import TranscriptStore, retention_task
 
@@ -14,11 +7,6 @@ __all__ = [
     "ChatTurn",
     "HistorySource",
     "NoHistory",
-    "TokenCounter",
     "TranscriptStore",
-    "approximate_tokens",
-    "counted_text",
-    "fit_to_budget",
-    "litellm_counter",
     "retention_task",
 ]
