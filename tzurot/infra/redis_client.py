@@ -34,8 +34,7 @@ def connect(url: str, *, max_connections: int = 256) -> Redis:
         # asyncio.wait_for behind a socket timeout can swallow a task's cancellation.
         socket_timeout=None,
         health_check_interval=15,
-        lib_name=None,  # skips a CLIENT SETINFO round trip on every new connection
-        lib_version=None,
+        driver_info=None,  # skips a CLIENT SETINFO round trip on every new connection
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=-1),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError, OSError],
         **tcp_options,
