@@ -202,13 +202,9 @@ async def phase_pipeline_only(
         warm = [new_request(run, "pwarm", i) for i in range(args.warmup)]
         await burst(jobs, warm, submitters=1, wait_s=LONG_WAIT, limit_s=PHASE_LIMIT)
 
-        async def one(index: int) -> tuple[float, bool]:
-            begin = time.perf_counter()
-            submission = await jobs.submit(new_request(run, "pseq", index))
-            view = await jobs.wait(submission.job_id, 10)
-            return time.perf_counter() - begin, view is not None and view.status == "completed"
-
-        stats, cpu = await sequential(args.sequential, PHASE_LIMIT, one)
+        stats, cpu = await sequential(
+            args.sequential, PHASE_LIMIT, lambda i: round_trip(jobs, new_request(run, "pseq", i))
+        )
         model.latency = args.slow_latency
         requests = [new_request(run, "pflight", i) for i in range(args.in_flight)]
         flight = await burst(
@@ -240,6 +236,14 @@ def new_request(run: str, tag: str, index: int) -> GenerationRequest:
         user_id="bench-user",
         user_name="Bench",
     )
+
+
+async def round_trip(jobs: JobQueue, request: GenerationRequest) -> tuple[float, bool]:
+    """One job through the typed interface: (seconds from submit to result, completed?)."""
+    started = time.perf_counter()
+    submission = await jobs.submit(request)
+    view = await jobs.wait(submission.job_id, SHORT_WAIT)
+    return time.perf_counter() - started, view is not None and view.status == "completed"
 
 
 async def sequential(
@@ -402,12 +406,8 @@ async def phase_fast(
         assert jobs is not None and app.api is not None and app.api.port is not None
         api = ApiClient(f"http://127.0.0.1:{app.api.port}")
 
-        async def typed(tag: str, index: int) -> tuple[float, bool]:
-            started = time.perf_counter()
-            submission = await jobs.submit(new_request(run, tag, index))
-            view = await jobs.wait(submission.job_id, SHORT_WAIT)
-            ok = view is not None and view.status == "completed"
-            return time.perf_counter() - started, ok
+        def typed(tag: str, index: int) -> Awaitable[tuple[float, bool]]:
+            return round_trip(jobs, new_request(run, tag, index))
 
         async def http(tag: str, index: int) -> tuple[float, bool]:
             started = time.perf_counter()
