@@ -24,6 +24,7 @@ from tzurot.discord.bot import DiscordFrontEnd
 from tzurot.discord.state import DiscordState
 from tzurot.infra import EmbeddedRedis, RedisClient, connect, ping
 from tzurot.infra.secretbox import SecretBox
+from tzurot.infra.sentinel import connect_sentinel
 from tzurot.jobs import (
     QUEUE_NAME,
     CronTask,
@@ -65,10 +66,7 @@ class Application:
 
     async def start(self) -> None:
         settings = self.settings
-        redis_url = await self._start_redis()
-        self.redis = redis = connect(
-            redis_url, max_connections=settings.worker_concurrency * 2 + 64
-        )
+        self.redis = redis = await self._connect_redis()
         signing_secret = (
             settings.job_signing_key.get_secret_value()
             if settings.job_signing_key
@@ -151,17 +149,30 @@ class Application:
                 max_mentions=settings.max_mentions_per_message,
                 taking_longer_after=settings.taking_longer_seconds,
                 stale_reply_after=settings.job_timeout + 60,
-                consumer_name=settings.delivery_consumer,
+                consumer_name=settings.process_name or "discord-main",
             )
             await self.discord.start()
         log.info("tzurot started", components=sorted(settings.components))
 
-    async def _start_redis(self) -> str:
-        if self.settings.redis_url is not None:
-            return self.settings.redis_url.get_secret_value()
-        self._embedded = EmbeddedRedis(self.settings.data_dir)
-        await self._embedded.start()
-        return self._embedded.url
+    async def _connect_redis(self) -> RedisClient:
+        settings = self.settings
+        pool_size = settings.worker_concurrency * 2 + 64
+        if settings.redis_sentinels is not None:
+            assert settings.redis_sentinel_master is not None  # the settings insist on both
+            password = settings.redis_password
+            return connect_sentinel(
+                settings.redis_sentinels,
+                settings.redis_sentinel_master,
+                password=password.get_secret_value() if password else None,
+                max_connections=pool_size,
+            )
+        if settings.redis_url is not None:
+            url = settings.redis_url.get_secret_value()
+        else:
+            self._embedded = EmbeddedRedis(settings.data_dir)
+            await self._embedded.start()
+            url = self._embedded.url
+        return connect(url, max_connections=pool_size)
 
     @staticmethod
     def _retention_task(queue: RedisQueue, results: ResultLog) -> CronTask:

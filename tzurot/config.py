@@ -46,10 +46,22 @@ class Settings(BaseSettings):
     history_limit: int = Field(default=50, ge=0, le=500)
     history_retention_days: int = Field(default=30, ge=1)
     taking_longer_seconds: float = Field(default=300.0, gt=0)
-    delivery_consumer: str = Field(default="discord-main", pattern=r"^[A-Za-z0-9._:-]{1,64}$")
+    # Gateway shards: DISCORD_SHARD_COUNT in all, DISCORD_SHARD_IDS run by this process.
+    discord_shard_count: int | None = Field(default=None, ge=1, le=4096)
+    discord_shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
+    # /health answers 503 when replies have waited this long with nothing delivered.
+    delivery_stall_seconds: float = Field(default=120.0, gt=0)
+
+    # This process's name among the processes sharing Redis (delivery consumer and SAQ worker
+    # id). Default: the host name. A name held by another live process gets a suffix.
+    process_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,48}$")
 
     # Redis
     redis_url: SecretStr | None = None
+    # Redis under Sentinel: host:port list and the monitored master's name (replace REDIS_URL).
+    redis_sentinels: Annotated[tuple[tuple[str, int], ...] | None, NoDecode] = None
+    redis_sentinel_master: str | None = None
+    redis_password: SecretStr | None = None
     data_dir: Path = Path("./data")
 
     # Internal HTTP API
@@ -91,6 +103,36 @@ class Settings(BaseSettings):
             return frozenset(Component(name) for name in names)
         return value
 
+    @field_validator("discord_shard_ids", mode="before")
+    @classmethod
+    def _parse_shard_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                ids = tuple(int(part) for part in value.split(",") if part.strip())
+            except ValueError:
+                raise ValueError("comma-separated shard numbers, e.g. 0,1") from None
+            if not ids or any(i < 0 for i in ids):
+                raise ValueError("comma-separated shard numbers (0 or more), e.g. 0,1")
+            return tuple(sorted(set(ids)))
+        return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _parse_sentinels(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            found = []
+            for part in (p.strip() for p in value.split(",")):
+                if not part:
+                    continue
+                host, sep, port = part.rpartition(":")
+                if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                    raise ValueError(f"{part!r}: expected host:port")
+                found.append((host.strip("[]"), int(port)))
+            if not found:
+                raise ValueError("name at least one sentinel as host:port")
+            return tuple(found)
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -124,6 +166,19 @@ class Settings(BaseSettings):
                 "DISCORD_TOKEN: required when the discord component runs "
                 "(set it, or set COMPONENTS=api,worker)"
             )
+        if self.discord_shard_ids is not None and self.discord_shard_count is None:
+            raise ValueError("DISCORD_SHARD_IDS: needs DISCORD_SHARD_COUNT as well")
+        if self.discord_shard_ids is not None and self.discord_shard_count is not None:
+            too_big = [i for i in self.discord_shard_ids if i >= self.discord_shard_count]
+            if too_big:
+                raise ValueError(
+                    f"DISCORD_SHARD_IDS: {too_big[0]} is not below DISCORD_SHARD_COUNT "
+                    f"({self.discord_shard_count})"
+                )
+        if (self.redis_sentinels is None) != (self.redis_sentinel_master is None):
+            raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER: set both or neither")
+        if self.redis_sentinels is not None and self.redis_url is not None:
+            raise ValueError("REDIS_URL: unset it when REDIS_SENTINELS is set (Sentinel replaces it)")
         if (
             Component.API in self.components
             and self.api_token is None
@@ -145,6 +200,7 @@ class Settings(BaseSettings):
             self.job_signing_key,
             self.encryption_key,
             self.llm_api_key,
+            self.redis_password,
         ]
         found = [v.get_secret_value() for v in values if v is not None]
         if self.redis_url is not None:
@@ -164,6 +220,10 @@ class Settings(BaseSettings):
                 text = "(unset)"
             elif isinstance(value, frozenset):
                 text = ",".join(sorted(str(v) for v in value))
+            elif name == "redis_sentinels":
+                text = ",".join(f"{host}:{port}" for host, port in value)
+            elif isinstance(value, tuple):
+                text = ",".join(str(v) for v in value)
             else:
                 text = str(value)
             shown[name.upper()] = text
