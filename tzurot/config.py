@@ -178,7 +178,7 @@ class Settings(BaseSettings):
         if (self.redis_sentinels is None) != (self.redis_sentinel_master is None):
             raise ValueError("REDIS_SENTINELS and REDIS_SENTINEL_MASTER: set both or neither")
         if self.redis_sentinels is not None and self.redis_url is not None:
-            raise ValueError("REDIS_URL: unset it when REDIS_SENTINELS is set (Sentinel replaces it)")
+            raise ValueError("REDIS_URL: unset it when REDIS_SENTINELS is set")
         if (
             Component.API in self.components
             and self.api_token is None

@@ -16,7 +16,7 @@ def connect_sentinel(
     max_connections: int = 256,
 ) -> Redis:
     """A client for `master` as the sentinels currently name it."""
-    sentinel = Sentinel(list(sentinels), socket_connect_timeout=2.0, password=None)
+    sentinel = Sentinel(list(sentinels), socket_connect_timeout=2.0)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(
         master,
         password=password,
