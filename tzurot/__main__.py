@@ -8,7 +8,8 @@ import sys
 
 from tzurot.config import ConfigError, Settings, load_settings
 from tzurot.infra import RedisServerMissing
-from tzurot.logs import configure_logging, get_logger, redactor
+from tzurot.logs import configure_logging, get_logger
+from tzurot.redaction import redactor
 
 
 def _parser() -> argparse.ArgumentParser:

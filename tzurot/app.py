@@ -1,8 +1,10 @@
 """The composition root: the one place that builds the concrete objects and wires them.
 
-`Application.start()` brings the enabled parts up in order (Redis, jobs, personalities,
-worker, API, Discord); `Application.stop()` takes them down in reverse: stop taking new work,
-let running jobs finish within the grace period, leave the rest queued, close Redis.
+`Application.start()` brings the enabled parts up in order: Redis, this process's name, jobs,
+personalities, the API, the Discord gateway, then the worker (whose model client, litellm, is
+imported in a thread meanwhile, so the gateway never waits for it). `Application.stop()` takes
+them down in reverse: stop taking new work, let running jobs finish within the grace period,
+leave the rest queued, give the name back, close Redis.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
-
-from saq.queue.redis import RedisQueue
 
 from tzurot.ai.generation import Generator, ModelDefaults
 from tzurot.ai.provider import ChatModel, LiteLLMProvider
@@ -21,8 +24,8 @@ from tzurot.api import ApiServer
 from tzurot.config import Component, Settings
 from tzurot.conversations import TranscriptStore, retention_task
 from tzurot.discord.bot import DiscordFrontEnd
-from tzurot.discord.state import DiscordState
 from tzurot.infra import EmbeddedRedis, RedisClient, connect, ping
+from tzurot.infra.identity import ProcessIdentity
 from tzurot.infra.secretbox import SecretBox
 from tzurot.infra.sentinel import connect_sentinel
 from tzurot.jobs import (
@@ -35,13 +38,11 @@ from tzurot.jobs import (
     JobQueue,
     PayloadSigner,
     ResultLog,
+    TzurotQueue,
     build_worker,
-    prune_finished_jobs,
-    record_abandoned_jobs,
     saq_cron_jobs,
     shared_signing_secret,
 )
-from tzurot.jobs.saq_queue import TzurotQueue
 from tzurot.logs import get_logger
 from tzurot.personalities.store import PersonalityStore, seed_from_directory
 
@@ -56,17 +57,22 @@ class Application:
     extra_cron: list[CronTask] = field(default_factory=list)
 
     redis: RedisClient | None = field(default=None, init=False)
+    identity: ProcessIdentity | None = field(default=None, init=False)
     jobs: JobQueue | None = field(default=None, init=False)
     personalities: PersonalityStore | None = field(default=None, init=False)
     api: ApiServer | None = field(default=None, init=False)
     worker: InProcessWorker | None = field(default=None, init=False)
     discord: DiscordFrontEnd | None = field(default=None, init=False)
+    started_at: float = field(default=0.0, init=False)
     _embedded: EmbeddedRedis | None = field(default=None, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         settings = self.settings
+        self.started_at = time.monotonic()
         self.redis = redis = await self._connect_redis()
+        self.identity = identity = ProcessIdentity(redis, settings.process_name or _host_name())
+        name = await identity.claim()
         signing_secret = (
             settings.job_signing_key.get_secret_value()
             if settings.job_signing_key
@@ -84,54 +90,33 @@ class Application:
             attempt_timeout=settings.llm_attempt_timeout,
             job_timeout=settings.job_timeout,
         )
-        self.jobs = jobs = JobQueue(saq_queue, redis, signer, results, options, metrics)
+        self.jobs = jobs = JobQueue(saq_queue, signer, results, options, metrics)
         await jobs.start()
 
         self.personalities = store = PersonalityStore(redis)
         await seed_from_directory(store, settings.personalities_dir)
         transcripts = TranscriptStore(redis)
 
+        model: ChatModel | None = None
+        warming: asyncio.Task[None] | None = None
         if settings.runs(Component.WORKER):
-            generator = Generator(
-                store,
-                self.chat_model or LiteLLMProvider(),
-                transcripts,
-                ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
-                history_limit=settings.history_limit,
-            )
-
-            async def answer_abandoned(_tick: int) -> None:
-                await record_abandoned_jobs(saq_queue, results, signer, generator)
-
-            cron = [
-                self._retention_task(saq_queue, results),
-                CronTask(name="abandoned-jobs", schedule="* * * * *", run=answer_abandoned),
-                retention_task(transcripts, settings.history_retention_days),
-                *self.extra_cron,
-            ]
-            self.worker = build_worker(
-                saq_queue,
-                GenerationJob(generator, signer, results, options, metrics),
-                concurrency=settings.worker_concurrency,
-                cron_jobs=saq_cron_jobs(cron, redis),
-            )
-            self._worker_task = asyncio.create_task(self.worker.start(), name="saq-worker")
+            model = self.chat_model or LiteLLMProvider()
+            warm_up = getattr(model, "warm_up", None)
+            if warm_up is not None:  # litellm's import (~3 s) runs while the rest starts
+                warming = asyncio.create_task(warm_up(), name="model-warm-up")
 
         if settings.runs(Component.API):
             token = settings.api_token.get_secret_value() if settings.api_token else None
             self.api = ApiServer(
-                jobs,
-                store,
-                self.health,
-                metrics,
-                token=token,
-                max_message_chars=settings.max_message_chars,
-            )
+                jobs, store, self.health, metrics,
+                token=token, max_message_chars=settings.max_message_chars,
+            )  # fmt: skip
             await self.api.start(settings.api_host, settings.api_port)
 
         if settings.runs(Component.DISCORD):
             assert settings.discord_token is not None  # the settings insist on it
-            # Webhook tokens are sealed at rest with ENCRYPTION_KEY, else the signing secret.
+            # Webhook and interaction tokens are sealed with ENCRYPTION_KEY, else the signing
+            # secret (every process sharing this Redis has both).
             at_rest_key = (
                 settings.encryption_key.get_secret_value()
                 if settings.encryption_key
@@ -141,18 +126,47 @@ class Application:
                 token=settings.discord_token.get_secret_value(),
                 rest_url=settings.discord_rest_url,
                 dev_guild_id=settings.discord_dev_guild_id,
+                shard_count=settings.discord_shard_count,
+                shard_ids=settings.discord_shard_ids,
+                redis=redis,
+                secrets=SecretBox(at_rest_key, "discord tokens"),
+                identity=identity,
                 jobs=jobs,
                 results=results,
                 personalities=store,
                 transcripts=transcripts,
-                redis_state=DiscordState(redis, SecretBox(at_rest_key, "discord webhooks")),
+                registry=metrics.registry,
                 max_mentions=settings.max_mentions_per_message,
                 taking_longer_after=settings.taking_longer_seconds,
-                stale_reply_after=settings.job_timeout + 60,
-                consumer_name=settings.process_name or "discord-main",
+                job_timeout=settings.job_timeout,
+                stall_seconds=settings.delivery_stall_seconds,
             )
             await self.discord.start()
-        log.info("tzurot started", components=sorted(settings.components))
+
+        if model is not None:
+            if warming is not None:
+                await warming
+            generator = Generator(
+                model,
+                transcripts,
+                ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
+                history_limit=settings.history_limit,
+            )
+            cron = [retention_task(transcripts, settings.history_retention_days), *self.extra_cron]
+            self.worker = build_worker(
+                saq_queue,
+                GenerationJob(generator, signer, results, options, metrics),
+                worker_id=name,
+                concurrency=settings.worker_concurrency,
+                grace_seconds=settings.shutdown_grace_period,
+                cron_jobs=saq_cron_jobs(cron, redis),
+            )
+            recovered = await saq_queue.recover_own(name)
+            if recovered:
+                log.info("took back this process's unfinished jobs", jobs=len(recovered))
+            self._worker_task = asyncio.create_task(self.worker.start(), name="saq-worker")
+        log.info("tzurot started", components=sorted(settings.components), process=name,
+                 seconds=round(time.monotonic() - self.started_at, 2))  # fmt: skip
 
     async def _connect_redis(self) -> RedisClient:
         settings = self.settings
@@ -174,14 +188,6 @@ class Application:
             url = self._embedded.url
         return connect(url, max_connections=pool_size)
 
-    @staticmethod
-    def _retention_task(queue: RedisQueue, results: ResultLog) -> CronTask:
-        async def retention(_tick: int) -> None:
-            await prune_finished_jobs(queue, results)
-            await results.trim()
-
-        return CronTask(name="job-retention", schedule="*/10 * * * *", run=retention)
-
     async def health(self) -> dict[str, bool]:
         services = {"redis": self.redis is not None and await ping(self.redis)}
         services["queue"] = services["redis"] and self.jobs is not None
@@ -190,29 +196,51 @@ class Application:
         if self.settings.runs(Component.API):
             services["api"] = self.api is not None
         if self.settings.runs(Component.DISCORD):
-            services["discord"] = self.discord is not None and self.discord.alive
+            discord = self.discord
+            services["discord"] = discord is not None and discord.alive
+            services["delivery"] = (
+                discord is not None
+                and discord.delivery.alive
+                and services["redis"]
+                and not await _quietly(discord.delivery.stalled())
+            )
         return services
 
     async def stop(self) -> None:
-        grace = self.settings.shutdown_grace_period
-        log.info("tzurot stopping", grace_s=grace)
+        log.info("tzurot stopping", grace_s=self.settings.shutdown_grace_period)
         if self.discord is not None:
             await self.discord.stop()
         if self.api is not None:
             await self.api.stop()
         if self.worker is not None:
-            await self.worker.drain(grace)
+            await self.worker.drain()
         if self._worker_task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(self._worker_task, timeout=5)
         if self.jobs is not None:
             await self.jobs.stop()
+        if self.identity is not None:
+            await self.identity.release()
         if self.redis is not None:
             with contextlib.suppress(Exception):
                 await self.redis.aclose()
         if self._embedded is not None:
             await self._embedded.stop()
         log.info("tzurot stopped")
+
+
+async def _quietly(check: Awaitable[bool]) -> bool:
+    """A health probe that fails (Redis gone) reports True ("stalled") within a second."""
+    try:
+        async with asyncio.timeout(1.0):
+            return bool(await check)
+    except Exception:
+        return True
+
+
+def _host_name() -> str:
+    name = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in socket.gethostname())
+    return name[:48] or "tzurot"
 
 
 async def run(settings: Settings, **overrides: Any) -> int:

@@ -1,86 +1,110 @@
 """structlog setup: one pipeline for our logs and the libraries' (hikari, saq, aiohttp, litellm).
 
 Correlation ids (request_id, job_id, personality, channel_id, user_id) live in contextvars, so
-every record written inside a request or job carries them. Secrets are redacted on the way out.
+every record written inside a request or job carries them. Secrets are redacted on the way out
+by tzurot.redaction (values, exception tracebacks and library records alike).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-REDACTED = "[redacted]"
+from tzurot.redaction import REDACTED, Redactor, SecretRedactor, redactor
 
-# Token shapes worth masking even when we were not told the value: provider keys, bearer
-# tokens, Discord bot tokens, and passwords inside URLs.
-_SECRET_PATTERNS = [
-    re.compile(r"\b(sk|rk|pk)-[A-Za-z0-9_\-]{12,}"),
-    re.compile(r"(?i)\b(bearer|bot)\s+[A-Za-z0-9._\-]{16,}"),
-    re.compile(r"\b[A-Za-z0-9_\-]{20,}\.[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{20,}\b"),
-    re.compile(r"(?<=://)([^/\s:@]*):([^@\s/]+)@"),
+__all__ = [
+    "REDACTED",
+    "Redactor",
+    "SecretRedactor",
+    "configure_logging",
+    "current_context",
+    "get_logger",
+    "log_context",
+    "redactor",
 ]
 
 _LIBRARY_LOGGERS = ("hikari", "lightbulb", "saq", "aiohttp", "LiteLLM", "litellm", "httpx")
+# Keys the pipeline itself writes (from the clock, the level and the logger's name): nothing
+# to mask there, and skipping them keeps redaction cheap.
+_PIPELINE_KEYS = frozenset({"timestamp", "level", "logger"})
 
 
-class SecretRedactor:
-    """A structlog processor that masks known secret values and token-shaped strings."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: list[str] = []
-        self.add(secrets)
-
-    def add(self, secrets: Iterable[str]) -> None:
-        for secret in secrets:
-            if secret and secret not in self._secrets:
-                self._secrets.append(secret)
-        self._secrets.sort(key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        for pattern in _SECRET_PATTERNS:
-            text = pattern.sub(_mask_match, text)
-        return text
-
-    def _scrub(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, dict):
-            return {k: self._scrub(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return type(value)(self._scrub(v) for v in value)
-        if isinstance(value, BaseException):
-            return self.redact(repr(value))
-        return value
-
-    def __call__(self, _logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-        return {key: self._scrub(value) for key, value in event_dict.items()}
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    if match.re.pattern.startswith("(?<=://)"):
-        return f"{match.group(1)}:{REDACTED}@"
-    return REDACTED
-
-
-redactor = SecretRedactor()
-
-
-def _render_exception_then_redact(
+def _render_exceptions_then_redact(
     logger: WrappedLogger, method: str, event_dict: EventDict
 ) -> EventDict:
-    # Tracebacks are rendered to text before redaction so that secrets inside them are masked too.
+    """Render exc_info (structlog's and the standard library records') to text, then mask
+    every value: the traceback is plain text by the time any renderer sees it, in both formats,
+    so neither a renderer's own exception formatting nor a repr can show a secret."""
     event_dict = structlog.processors.format_exc_info(logger, method, event_dict)
-    return redactor(logger, method, event_dict)
+    return {
+        key: value
+        if key in _PIPELINE_KEYS and isinstance(value, str)
+        else redactor.redact_item(key, value)
+        for key, value in event_dict.items()
+    }
+
+
+class _RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """A last look at the rendered line for the registered secret values (cheap), in case a
+    renderer produced text the per-value pass did not see."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redactor.redact_known(super().format(record))
+
+
+class _RedactingHandler(logging.StreamHandler[TextIO]):
+    def handleError(self, record: logging.LogRecord) -> None:
+        # The standard library would print the raw message and its arguments to stderr.
+        try:
+            kind, exc, _ = sys.exc_info()
+            detail = redactor.redact(f"{kind.__name__ if kind else 'error'}: {exc}")
+            sys.stderr.write(f"--- logging error in {record.name}: {detail}\n")
+        except Exception:  # noqa: S110 - there is nowhere left to report it
+            pass
+
+
+def _install_uncaught_hooks() -> None:
+    """Exceptions nobody caught (main thread, other threads, __del__/finalizers) and warnings
+    go through the pipeline instead of Python's raw stderr printing."""
+    crash = logging.getLogger("tzurot.uncaught")
+
+    def excepthook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, exc, tb)
+            return
+        crash.critical("uncaught exception", exc_info=(kind, exc, tb))
+
+    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit or args.exc_value is None:
+            return
+        name = args.thread.name if args.thread is not None else "?"
+        crash.error(
+            "uncaught exception in thread %s",
+            name,
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+        )
+
+    def unraisablehook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        info = (type(exc), exc, unraisable.exc_traceback) if exc is not None else None
+        crash.error(
+            "unraisable exception: %s",
+            unraisable.err_msg or "Exception ignored in",
+            exc_info=info,
+        )
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
+    sys.unraisablehook = unraisablehook
+    logging.captureWarnings(True)
 
 
 def configure_logging(
@@ -89,7 +113,11 @@ def configure_logging(
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> None:
-    """Route structlog and the standard library through one pipeline to stdout."""
+    """Route structlog and the standard library through one pipeline to stdout, redacted.
+
+    Writing to the process's stdout (no `stream`), uncaught exceptions and warnings are routed
+    through the pipeline as well.
+    """
     redactor.add(secrets)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -99,13 +127,11 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
-    renderer: Processor
-    if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
-        finalize: list[Processor] = [redactor]
-    else:
-        renderer = structlog.processors.JSONRenderer()
-        finalize = [_render_exception_then_redact]
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
 
     structlog.configure(
         processors=[
@@ -117,15 +143,15 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _RedactingFormatter(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *finalize,
+            _render_exceptions_then_redact,
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _RedactingHandler(stream or sys.stdout)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -137,6 +163,8 @@ def configure_logging(
     # litellm and httpx are chatty at INFO (one line per call); keep their warnings.
     for name in ("LiteLLM", "litellm", "httpx", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    if stream is None:
+        _install_uncaught_hooks()
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -74,7 +74,27 @@ def contents(turns: list[ChatTurn]) -> list[str]:
 
 async def test_is_a_history_source(store: TranscriptStore) -> None:
     source: HistorySource = store
-    assert await source.recent("nowhere", 10) == []
+    turn = ChatTurn(role="user", speaker="Ana", content="first", at=datetime.now(UTC))
+    assert await source.exchange("nowhere", turn, 10) == []
+    assert contents(await store.recent("nowhere", 10)) == ["first"]
+
+
+async def test_exchange_returns_the_history_before_the_new_turn_and_stores_it(
+    store: TranscriptStore,
+) -> None:
+    start = datetime.now(UTC)
+    for i in range(4):
+        await store.append(
+            CHANNEL, ChatTurn(role="user", speaker="Ana", content=f"m{i}",
+                              at=start + timedelta(seconds=i), message_id=f"id{i}")
+        )  # fmt: skip
+    new = ChatTurn(role="user", speaker="Bo", content="new", at=start + timedelta(seconds=9),
+                   message_id="id9")  # fmt: skip
+    assert contents(await store.exchange(CHANNEL, new, 2)) == ["m2", "m3"]
+    # A replay of the same message (a second personality it mentions) does not see itself.
+    assert contents(await store.exchange(CHANNEL, new, 2)) == ["m2", "m3"]
+    assert contents(await store.recent(CHANNEL, 10)) == ["m0", "m1", "m2", "m3", "new"]
+    assert await store.exchange(CHANNEL, new, 0) == []
 
 
 async def test_recent_is_oldest_first_and_the_newest_n(store: TranscriptStore) -> None:
@@ -116,7 +136,7 @@ async def test_the_transcript_is_capped_at_its_newest_turns(client: Redis) -> No
 
     assert contents(await store.recent(CHANNEL, 100)) == ["m3", "m4", "m5", "m6", "m7"]
     # The dropped turns are gone from storage too, not just hidden.
-    assert await client.hlen(f"transcript:{{{CHANNEL}}}:turns") == 5
+    assert await client.hlen(f"tzurot:transcript:{{{CHANNEL}}}:turns") == 5
 
 
 async def test_a_replayed_message_is_stored_once(store: TranscriptStore) -> None:
@@ -195,7 +215,7 @@ async def test_prune_drops_old_turns_and_forgets_empty_channels(
     assert contents(await store.recent("fresh", 10)) == ["new"]
     assert await client.zscore(ACTIVE_KEY, "stale") is None
     assert await client.zscore(ACTIVE_KEY, "mixed") is not None
-    assert await client.exists("transcript:{stale}:order", "transcript:{stale}:turns") == 0
+    assert await client.exists("tzurot:transcript:{stale}:order", "tzurot:transcript:{stale}:turns") == 0
     assert await store.prune(now - timedelta(days=30)) == 0
 
 
@@ -244,10 +264,10 @@ async def test_a_corrupt_entry_is_skipped_and_logged(store: TranscriptStore, cli
     await store.append(CHANNEL, turn("before", minute=0, personality="lilith"))
     await store.append(CHANNEL, turn("after", minute=2, personality="lilith"))
     score = (T0 + timedelta(minutes=1)).timestamp()
-    await client.zadd(f"transcript:{{{CHANNEL}}}:order", {"u:broken": score})
-    await client.hset(f"transcript:{{{CHANNEL}}}:turns", "u:broken", b"\xff{not json")
-    await client.zadd(f"transcript:{{{CHANNEL}}}:order", {"u:wrong": score})
-    await client.hset(f"transcript:{{{CHANNEL}}}:turns", "u:wrong", '{"role": "robot"}')
+    await client.zadd(f"tzurot:transcript:{{{CHANNEL}}}:order", {"u:broken": score})
+    await client.hset(f"tzurot:transcript:{{{CHANNEL}}}:turns", "u:broken", b"\xff{not json")
+    await client.zadd(f"tzurot:transcript:{{{CHANNEL}}}:order", {"u:wrong": score})
+    await client.hset(f"tzurot:transcript:{{{CHANNEL}}}:turns", "u:wrong", '{"role": "robot"}')
 
     with capture_logs() as logs:
         assert contents(await store.recent(CHANNEL, 10)) == ["before", "after"]
@@ -316,4 +336,4 @@ async def test_concurrent_appends_respect_the_cap(client: Redis) -> None:
     await asyncio.gather(*(store.append(CHANNEL, turn(f"m{n}", minute=n)) for n in range(50)))
 
     assert contents(await store.recent(CHANNEL, 100)) == [f"m{n}" for n in range(40, 50)]
-    assert await client.hlen(f"transcript:{{{CHANNEL}}}:turns") == 10
+    assert await client.hlen(f"tzurot:transcript:{{{CHANNEL}}}:turns") == 10

@@ -18,7 +18,7 @@ async def test_character_list_view_and_autocomplete(
     listed = await emu.slash_command(emu.channel, alice, "character list")
     assert "Lilith the Wise" in await listed.wait_for_content(timeout=10)
 
-    viewed = await emu.slash_command(emu.channel, alice, "character view", {"name": "lil"})
+    viewed = await emu.slash_command(emu.channel, alice, "character view", {"personality": "lil"})
     shown = await viewed.wait_for_content(timeout=10)
     assert "Lilith the Wise" in shown and "patient, curious" in shown
 

@@ -22,14 +22,12 @@ class Directory:
     """A case-insensitive lookup by name that records what it was asked."""
 
     personas: list[Persona]
-    asked: list[str] = field(default_factory=list)
+    asked: list[list[str]] = field(default_factory=list)
 
-    async def lookup(self, name: str) -> Persona | None:
-        self.asked.append(name)
-        for persona in self.personas:
-            if persona.name.lower() == name.lower():
-                return persona
-        return None
+    async def lookup(self, names: list[str]) -> dict[str, Persona]:
+        self.asked.append(names)
+        by_name = {persona.name.lower(): persona for persona in self.personas}
+        return {name: by_name[name.lower()] for name in names if name.lower() in by_name}
 
 
 LILITH = Persona("p1", "Lilith")
@@ -160,20 +158,20 @@ async def test_non_mentions_are_ignored() -> None:
     assert await resolve("@everyone lilith@example.com <@123> hi") == []
 
 
-async def test_lookups_are_few() -> None:
+async def test_every_candidate_is_looked_up_in_one_call() -> None:
     directory = Directory([LILITH, BAMBI])
     found = await resolve_mentions(
         "@Lilith hi @Lilith hi @Nobody x", directory.lookup, key=lambda p: p.id
     )
     assert found == [LILITH]
-    # Longest first; a repeated candidate is asked once; a position stops at its first match.
-    assert directory.asked == ["Lilith hi", "Lilith", "Nobody x", "Nobody"]
+    # One call; each distinct candidate asked once, longest first within its position.
+    assert directory.asked == [["Lilith hi", "Lilith", "Nobody x", "Nobody"]]
 
 
-async def test_lookups_stop_once_the_limit_is_reached() -> None:
-    directory = Directory([LILITH, BAMBI])
-    await resolve_mentions("@Lilith @Bambi", directory.lookup, key=lambda p: p.id, limit=1)
-    assert directory.asked == ["Lilith"]
+async def test_nothing_is_looked_up_without_a_mention() -> None:
+    directory = Directory([LILITH])
+    assert await resolve_mentions("no at sign here", directory.lookup, key=lambda p: p.id) == []
+    assert directory.asked == []
 
 
 async def test_odd_unicode_resolves_to_nothing_without_raising() -> None:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tzurot.discord.splitting import (
+from tzurot.discord.delivery.splitting import (
     CLOSE_FENCE,
     MIN_ROOM,
     Chunk,

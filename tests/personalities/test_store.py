@@ -134,7 +134,7 @@ async def test_corrupt_value_is_logged_and_treated_as_missing(
 ) -> None:
     await store.upsert(lilith())
     await store.upsert(Personality(name="Fine", system_prompt="x"))
-    await client.set("personality:data:lilith", b'{"name": "Lilith", "system_prompt": ')
+    await client.set("tzurot:personality:lilith", b'{"name": "Lilith", "system_prompt": ')
 
     with capture_logs() as logs:
         assert await store.get("lilith") is None

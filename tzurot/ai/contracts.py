@@ -10,6 +10,8 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tzurot.personalities.models import Personality
+
 # Request ids end up in Redis keys and job ids: keep them to a safe alphabet.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_MESSAGE_CHARS_HARD = 100_000
@@ -42,11 +44,20 @@ class Delivery(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["channel", "dm", "interaction"]
-    channel_id: str
+    channel_id: str  # for a thread: its parent channel (whose webhook posts into the thread)
+    guild_id: str | None = None
     thread_id: str | None = None
     reply_to_message_id: str | None = None
     interaction_id: str | None = None
-    sequence: int | None = None
+    application_id: str | None = None
+
+    @property
+    def lane(self) -> str:
+        """Replies in one lane are posted in order; lanes never wait for each other. An
+        interaction has a lane of its own, so it never waits behind mentions."""
+        if self.kind == "interaction":
+            return f"interaction-{self.interaction_id}"
+        return self.thread_id or self.channel_id
 
 
 class GenerationRequest(BaseModel):
@@ -55,7 +66,8 @@ class GenerationRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     request_id: str
-    personality: str = Field(min_length=1, max_length=200)
+    # Resolved once, by whoever accepted the request, and carried in the job.
+    personality: Personality
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS_HARD)
     user_id: str = Field(min_length=1, max_length=64)
     user_name: str | None = Field(default=None, max_length=200)
@@ -65,6 +77,10 @@ class GenerationRequest(BaseModel):
     source_message_id: str | None = Field(default=None, max_length=64)
     delivery: Delivery | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def personality_slug(self) -> str:
+        return self.personality.slug
 
     @field_validator("request_id")
     @classmethod
@@ -91,10 +107,7 @@ class GenerationResult(BaseModel):
     job_id: str
     request: GenerationRequest
     status: Literal["completed", "failed"]
-    personality_slug: str | None = None
-    display_name: str | None = None
-    avatar_url: str | None = None
-    error_message: str | None = None
+    error_message: str | None = None  # the personality's words for a failure
     content: str | None = None
     thinking: str | None = None
     model: str | None = None
@@ -103,3 +116,15 @@ class GenerationResult(BaseModel):
     completion_tokens: int | None = None
     failure: GenerationFailure | None = None
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def personality_slug(self) -> str:
+        return self.request.personality.slug
+
+    @property
+    def display_name(self) -> str:
+        return self.request.personality.display_name
+
+    @property
+    def avatar_url(self) -> str | None:
+        return self.request.personality.avatar_url

@@ -13,32 +13,15 @@ from tzurot.ai.contracts import (
     Progress,
     ProgressCallback,
 )
-from tzurot.ai.errors import ErrorCategory, ProviderError
+from tzurot.ai.error_messages import error_message_for
 from tzurot.ai.models import ModelTarget
 from tzurot.ai.prompt import build_messages
 from tzurot.ai.provider import ChatModel
 from tzurot.conversations.models import ChatTurn, HistorySource
 from tzurot.logs import get_logger
 from tzurot.personalities.models import Personality
-from tzurot.personalities.store import PersonalityDirectory
 
 log = get_logger(__name__)
-
-# What a user reads when a personality has no error_message of its own.
-BUILT_IN_ERROR_MESSAGES: dict[str, str] = {
-    ErrorCategory.AUTHENTICATION: "I can't reach my model right now: its API key was refused.",
-    ErrorCategory.QUOTA_EXCEEDED: "I'm out of credits with my model provider for the moment.",
-    ErrorCategory.CONTENT_POLICY: "My model provider declined to answer that.",
-    ErrorCategory.MODEL_NOT_FOUND: "The model I'm set up to use doesn't exist any more.",
-    ErrorCategory.BAD_REQUEST: "My model provider couldn't make sense of that request.",
-    ErrorCategory.CONTEXT_WINDOW: "This conversation got too long for my model to read.",
-    ErrorCategory.RATE_LIMIT: "Too many people are talking to me at once; try again shortly.",
-    ErrorCategory.SERVER_ERROR: "My model provider is having trouble right now.",
-    ErrorCategory.TIMEOUT: "My model took too long to answer.",
-    ErrorCategory.NETWORK: "I couldn't reach my model provider.",
-    ErrorCategory.EMPTY_RESPONSE: "My model answered with nothing at all.",
-}
-DEFAULT_ERROR_MESSAGE = "Something went wrong while I was thinking."
 
 
 class ModelDefaults:
@@ -61,13 +44,11 @@ class Generator:
 
     def __init__(
         self,
-        personalities: PersonalityDirectory,
         model: ChatModel,
         history: HistorySource,
         defaults: ModelDefaults,
         history_limit: int = 50,
     ) -> None:
-        self._personalities = personalities
         self._model = model
         self._history = history
         self._defaults = defaults
@@ -83,18 +64,23 @@ class Generator:
         progress: ProgressCallback,
     ) -> GenerationResult:
         await progress(Progress.STARTED)
-        personality = await self._personalities.get(request.personality)
-        if personality is None:
-            raise ProviderError(
-                ErrorCategory.BAD_REQUEST, f"personality {request.personality!r} no longer exists"
-            )
-        history = []
-        if request.channel_id is not None and self._history_limit:
-            history = await self._history.recent(request.channel_id, self._history_limit + 1)
-            # The triggering message is already in the transcript; it goes in as the new turn.
-            history = [t for t in history if t.message_id != request.source_message_id]
-        target = self._defaults.target_for(personality)
+        personality = request.personality  # resolved by whoever accepted the request
         user_name = request.user_name or f"user {request.user_id}"
+        history: list[ChatTurn] = []
+        if request.channel_id is not None:
+            user_turn = ChatTurn(
+                role="user",
+                speaker=user_name,
+                content=request.message,
+                at=request.created_at,
+                personality=personality.slug,
+                user_id=request.user_id,
+                message_id=request.source_message_id,
+            )
+            history = await self._history.exchange(
+                request.channel_id, user_turn, self._history_limit
+            )
+        target = self._defaults.target_for(personality)
         messages = build_messages(
             personality,
             user_message=request.message,
@@ -114,13 +100,20 @@ class Generator:
             timeout=timeout,
         )
         await progress(Progress.DONE)
+        if request.channel_id is not None:
+            reply_turn = ChatTurn(
+                role="assistant",
+                speaker=personality.display_name,
+                content=completion.content,
+                at=datetime.now(UTC),
+                personality=personality.slug,
+                message_id=f"reply:{job_id}",
+            )
+            await self._history.append(request.channel_id, reply_turn)
         return GenerationResult(
             job_id=job_id,
             request=request,
             status="completed",
-            personality_slug=personality.slug,
-            display_name=personality.display_name,
-            avatar_url=personality.avatar_url,
             content=completion.content,
             thinking=completion.thinking,
             model=completion.model,
@@ -132,17 +125,11 @@ class Generator:
     async def failed(
         self, request: GenerationRequest, *, job_id: str, attempts: int, failure: GenerationFailure
     ) -> GenerationResult:
-        personality = await self._personalities.get(request.personality)
-        own_message = personality.error_message if personality else None
         return GenerationResult(
             job_id=job_id,
             request=request,
             status="failed",
-            personality_slug=personality.slug if personality else None,
-            display_name=personality.display_name if personality else None,
-            avatar_url=personality.avatar_url if personality else None,
-            error_message=own_message
-            or BUILT_IN_ERROR_MESSAGES.get(failure.category, DEFAULT_ERROR_MESSAGE),
+            error_message=error_message_for(request.personality, failure.category),
             attempts=attempts,
             failure=failure,
         )

@@ -11,9 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-import litellm
-
-from tzurot.ai._litellm import configure_litellm
 from tzurot.ai.models import ChatMessage
 from tzurot.conversations.models import ChatTurn
 from tzurot.personalities.models import Personality, normalize_ref
@@ -39,7 +36,12 @@ _CARD_LABELS = (
 
 
 def litellm_token_counter(model: str) -> TokenCounter:
-    """Count with litellm's tokenizer for `model`; len/4 if litellm cannot. Never networked."""
+    """Count with litellm's tokenizer for `model`; len/4 if litellm cannot. Never networked.
+    (litellm is imported here, not at module import: the gateway must not wait for it.)"""
+    import litellm
+
+    from tzurot.ai._litellm import configure_litellm
+
     configure_litellm()
     failed = False
 

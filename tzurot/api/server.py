@@ -198,7 +198,7 @@ class ApiServer:
         try:
             generation = GenerationRequest(
                 request_id=parsed.request_id or new_request_id(),
-                personality=personality.slug,
+                personality=personality,
                 message=parsed.message,
                 user_id=parsed.user_id,
                 user_name=parsed.user_name,

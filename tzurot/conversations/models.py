@@ -27,13 +27,20 @@ class ChatTurn(BaseModel):
 
 
 class HistorySource(Protocol):
-    """Where prompt assembly gets a channel's recent turns from (oldest first)."""
+    """Where a generation gets a channel's recent turns (oldest first) and leaves its own."""
 
-    async def recent(self, channel_id: str, limit: int) -> list[ChatTurn]: ...
+    async def exchange(self, channel_id: str, turn: ChatTurn, limit: int) -> list[ChatTurn]:
+        """The newest `limit` turns before `turn`, then `turn` stored."""
+        ...
+
+    async def append(self, channel_id: str, turn: ChatTurn) -> None: ...
 
 
 class NoHistory:
-    """A history source for callers without a channel (e.g. the bare HTTP API)."""
+    """A history source that keeps nothing (benchmarks of the bare pipeline)."""
 
-    async def recent(self, channel_id: str, limit: int) -> list[ChatTurn]:
+    async def exchange(self, channel_id: str, turn: ChatTurn, limit: int) -> list[ChatTurn]:
         return []
+
+    async def append(self, channel_id: str, turn: ChatTurn) -> None:
+        return None

@@ -1,18 +1,19 @@
 """Channel transcripts in Redis: every speaker's turns, capped, replay-safe and pruned by age.
 
-Keys (owned by this module; `{<channel>}` is a Redis Cluster hash tag, so one channel's keys
-share a slot and its Lua scripts stay legal on a cluster):
-  transcript:{<channel>}:turns   hash: entry id -> one `ChatTurn` as JSON
-  transcript:{<channel>}:order   sorted set: entry id, scored by the turn's time (epoch seconds)
-  transcript:active              sorted set: channel id, scored by the time of its newest turn
+Keys (families in tzurot.infra.keys; `{<channel>}` is a hash tag keeping a channel's keys in
+one slot):
+  tzurot:transcript:{<channel>}:turns   hash: entry id -> one `ChatTurn` as JSON
+  tzurot:transcript:{<channel>}:order   sorted set: entry id, scored by the turn's time
+  tzurot:transcript-active              sorted set: channel id, scored by its newest turn's time
 
 An entry id is `m:{message_id}` when the turn has a Discord message id, so a gateway replay of
 the same message is stored once; otherwise it is random. A user turn carries the personality the
 user addressed in `personality`, which is what `clear(channel, personality)` goes by.
 
-Only `prune` removes a channel from `transcript:active`, and only once the channel is empty and
-its newest turn is older than the cutoff; so a concurrent append can never leave turns that no
-prune will find.
+`exchange()` reads the history before a new turn and stores the turn in one step, so the worker
+never reads back the turn it is answering. Only `prune` removes a channel from the active index,
+and only once the channel is empty and its newest turn is older than the cutoff; so a concurrent
+append can never leave turns that no prune will find.
 """
 
 from __future__ import annotations
@@ -27,31 +28,58 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from tzurot.conversations.models import ChatTurn
+from tzurot.infra.keys import TRANSCRIPT_ACTIVE, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS
 
 if TYPE_CHECKING:
     from tzurot.jobs.cron import CronTask
 
 log = structlog.get_logger(__name__)
 
-ACTIVE_KEY = "transcript:active"
+ACTIVE_KEY = TRANSCRIPT_ACTIVE.key()
 MAX_TURNS = 500
 MAX_CONTENT_CHARS = 8_000
 TRUNCATION_MARKER = " [… truncated]"
 RETENTION_SCHEDULE = "17 3 * * *"
 _PRUNE_BATCH = 200
 
-# KEYS: order, turns. ARGV: entry id, score, turn JSON, cap. Returns 1 if stored, 0 if a replay.
-_APPEND = """
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
-if excess > 0 then
-  local dropped = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
-  redis.call('HDEL', KEYS[2], unpack(dropped))
+# Appends one turn. KEYS: order, turns, active. ARGV: entry id, score, turn JSON, cap, channel.
+# Returns 1 if stored, 0 if a replay.
+_APPEND_BODY = """
+local function append()
+  if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], 'GT', ARGV[2], ARGV[5])
+  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+  if excess > 0 then
+    local dropped = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+    redis.call('HDEL', KEYS[2], unpack(dropped))
+  end
+  return 1
 end
-return 1
 """
+_APPEND = _APPEND_BODY + "return append()"
+
+# The newest turns before a new one, then the new one stored. KEYS and ARGV[1..5] as _APPEND;
+# ARGV[6]: how many turns of history. Returns {entry ids, their JSON} (the new turn excluded).
+_EXCHANGE = (
+    _APPEND_BODY
+    + """
+local limit = tonumber(ARGV[6])
+local ids = {}
+if limit > 0 then
+  local newest = redis.call('ZRANGE', KEYS[1], -(limit + 1), -1)
+  for _, id in ipairs(newest) do
+    if id ~= ARGV[1] then ids[#ids + 1] = id end
+  end
+  while #ids > limit do table.remove(ids, 1) end
+end
+local values = {}
+if #ids > 0 then values = redis.call('HMGET', KEYS[2], unpack(ids)) end
+append()
+return {ids, values}
+"""
+)
 
 # KEYS: order, turns. ARGV: limit. Returns {entry ids, their JSON (false when missing)}.
 _RECENT = """
@@ -83,11 +111,11 @@ return 0
 
 
 def _order_key(channel_id: str) -> str:
-    return f"transcript:{{{channel_id}}}:order"
+    return TRANSCRIPT_ORDER.key(channel=channel_id)
 
 
 def _turns_key(channel_id: str) -> str:
-    return f"transcript:{{{channel_id}}}:turns"
+    return TRANSCRIPT_TURNS.key(channel=channel_id)
 
 
 class TranscriptStore:
@@ -106,21 +134,36 @@ class TranscriptStore:
         self._max_turns = max_turns
         self._max_chars = max_content_chars
         self._append = redis.register_script(_APPEND)
+        self._exchange = redis.register_script(_EXCHANGE)
         self._recent = redis.register_script(_RECENT)
         self._prune = redis.register_script(_PRUNE)
         self._forget = redis.register_script(_FORGET)
 
     async def append(self, channel_id: str, turn: ChatTurn) -> None:
         """Store a turn; a message id already stored in this channel is not stored again."""
+        keys, args = self._append_call(channel_id, turn)
+        if not await self._append(keys=keys, args=args):
+            log.debug("transcript turn already stored", channel_id=channel_id)
+
+    async def exchange(self, channel_id: str, turn: ChatTurn, limit: int) -> list[ChatTurn]:
+        """Up to `limit` of the newest turns before `turn` (oldest first), then `turn` stored:
+        one round trip, and the new turn is never read back."""
+        keys, args = self._append_call(channel_id, turn)
+        limit = max(min(limit, self._max_turns), 0)
+        ids, values = await self._exchange(keys=keys, args=[*args, limit])
+        turns = (_parse(channel_id, entry, raw) for entry, raw in zip(ids, values, strict=True))
+        return [t for t in turns if t is not None]
+
+    def _append_call(
+        self, channel_id: str, turn: ChatTurn
+    ) -> tuple[list[str], list[str | float | int]]:
         turn = _storable(turn, self._max_chars)
-        score = turn.at.timestamp()
         entry = f"m:{turn.message_id}" if turn.message_id else f"u:{uuid.uuid4().hex}"
-        keys = [_order_key(channel_id), _turns_key(channel_id)]
-        args: list[str | float] = [entry, score, turn.model_dump_json(), self._max_turns]
-        stored = await self._append(keys=keys, args=args)
-        await self._redis.zadd(ACTIVE_KEY, {channel_id: score}, gt=True)
-        if not stored:
-            log.debug("transcript turn already stored", channel_id=channel_id, entry=entry)
+        keys = [_order_key(channel_id), _turns_key(channel_id), ACTIVE_KEY]
+        args: list[str | float | int] = [
+            entry, turn.at.timestamp(), turn.model_dump_json(), self._max_turns, channel_id,
+        ]  # fmt: skip
+        return keys, args
 
     async def recent(self, channel_id: str, limit: int) -> list[ChatTurn]:
         """Up to `limit` of the channel's newest turns, oldest first; unreadable ones skipped."""

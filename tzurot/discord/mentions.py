@@ -9,7 +9,7 @@ then "Bambi". Discord's own mention tokens (``<@123>``), e-mail addresses and ``
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -57,35 +57,36 @@ def mention_candidates(
 
 async def resolve_mentions(
     content: str,
-    lookup: Callable[[str], Awaitable[T | None]],
+    lookup_many: Callable[[list[str]], Awaitable[Mapping[str, T]]],
     *,
     key: Callable[[T], str],
     limit: int = 5,
     max_words: int = 4,
     max_positions: int = 10,
 ) -> list[T]:
-    """The things ``lookup`` finds for the mentions in ``content``, in mention order.
+    """The things ``lookup_many`` finds for the mentions in ``content``, in mention order.
 
-    For each ``@`` the longest candidate found wins. Results are de-duplicated by ``key`` and
-    capped at ``limit``; each distinct candidate is looked up at most once.
+    Every candidate of every ``@`` is looked up in ONE call (``lookup_many`` gets the distinct
+    candidates and returns those it found); for each ``@`` the longest candidate found wins.
+    Results are de-duplicated by ``key`` and capped at ``limit``.
     """
     if limit < 0:
         raise ValueError("limit must not be negative")
+    positions = mention_candidates(content, max_words=max_words, max_positions=max_positions)
+    if not positions or limit == 0:
+        return []
+    known = await lookup_many(list(dict.fromkeys(name for names in positions for name in names)))
     found: list[T] = []
     seen: set[str] = set()
-    cache: dict[str, T | None] = {}
-    for names in mention_candidates(content, max_words=max_words, max_positions=max_positions):
-        if len(found) >= limit:
-            break
-        for name in names:
-            if name not in cache:
-                cache[name] = await lookup(name)
-            match = cache[name]
-            if match is not None:
-                identity = key(match)
-                if identity not in seen:
-                    seen.add(identity)
-                    found.append(match)
+    for names in positions:
+        match = next((known[name] for name in names if name in known), None)
+        if match is None:
+            continue
+        identity = key(match)
+        if identity not in seen:
+            seen.add(identity)
+            found.append(match)
+            if len(found) >= limit:
                 break
     return found
 

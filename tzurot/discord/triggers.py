@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from tzurot.discord.mentions import resolve_mentions
-from tzurot.discord.state import DiscordState
+from tzurot.discord.state import ConversationState
 from tzurot.personalities.models import Personality
 from tzurot.personalities.store import PersonalityDirectory
 
@@ -24,6 +26,7 @@ class IncomingMessage:
     author_id: str
     author_name: str
     content: str
+    created_at: datetime
     from_bot: bool = False
     from_webhook: bool = False
     reply_to_id: str | None = None
@@ -42,9 +45,13 @@ class Trigger:
     reason: str  # "mention", "reply", "dm" or "help"
 
 
+def visible_to(personality: Personality, user_id: str) -> bool:
+    return personality.public or personality.owner_id == user_id
+
+
 class TriggerResolver:
     def __init__(
-        self, personalities: PersonalityDirectory, state: DiscordState, *, max_mentions: int
+        self, personalities: PersonalityDirectory, state: ConversationState, *, max_mentions: int
     ) -> None:
         self._personalities = personalities
         self._state = state
@@ -54,24 +61,25 @@ class TriggerResolver:
         if message.from_bot or message.from_webhook:
             return None  # never answer bots (or ourselves): no loops
 
+        async def visible_many(refs: Sequence[str]) -> dict[str, Personality]:
+            found = await self._personalities.find_many(refs)
+            return {ref: p for ref, p in found.items() if visible_to(p, message.author_id)}
+
         async def visible(ref: str) -> Personality | None:
-            found = await self._personalities.get(ref)
-            if found is None or not (found.public or found.owner_id == message.author_id):
-                return None
-            return found
+            return (await visible_many([ref])).get(ref)
 
         content = _without_bot_mention(message.content, bot_id)
         mentioned = await resolve_mentions(
-            content, visible, key=lambda p: p.slug, limit=self._max_mentions
+            content, visible_many, key=lambda p: p.slug, limit=self._max_mentions
         )
         if mentioned:
             return Trigger(mentioned, "mention")
         if message.reply_to_id is not None:
-            slug = await self._state.personality_of_message(message.reply_to_id)
+            slug = await self._state.author_of(message.reply_to_id)
             if slug is None and message.reply_to_webhook:
                 # A reply can race the delivery that records who wrote the message.
                 await asyncio.sleep(_REPLY_MAP_GRACE_SECONDS)
-                slug = await self._state.personality_of_message(message.reply_to_id)
+                slug = await self._state.author_of(message.reply_to_id)
             replied = await visible(slug) if slug else None
             if replied is not None:
                 return Trigger([replied], "reply")

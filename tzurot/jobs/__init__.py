@@ -4,10 +4,9 @@ from tzurot.jobs.constants import QUEUE_NAME, JobPrefix
 from tzurot.jobs.cron import CronTask, saq_cron_jobs
 from tzurot.jobs.metrics import JobMetrics
 from tzurot.jobs.models import GenerationHandler, JobState, JobView, QueueCounts, Submission
-from tzurot.jobs.queue import JobOptions, JobQueue
-from tzurot.jobs.recovery import record_abandoned_jobs
+from tzurot.jobs.queue import JobOptions, JobQueue, job_id_for
 from tzurot.jobs.results import ResultLog, StreamEntry
-from tzurot.jobs.retention import prune_finished_jobs
+from tzurot.jobs.saq_queue import TzurotQueue
 from tzurot.jobs.signing import PayloadSigner, shared_signing_secret
 from tzurot.jobs.worker import GenerationJob, InProcessWorker, build_worker, retry_delay
 
@@ -28,9 +27,9 @@ __all__ = [
     "ResultLog",
     "StreamEntry",
     "Submission",
+    "TzurotQueue",
     "build_worker",
-    "prune_finished_jobs",
-    "record_abandoned_jobs",
+    "job_id_for",
     "retry_delay",
     "saq_cron_jobs",
     "shared_signing_secret",

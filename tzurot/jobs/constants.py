@@ -1,8 +1,10 @@
-"""Job id prefixes, queue names and the numbers the seed fixes. One place for all of them."""
+"""Job id prefixes, the queue's name and the numbers the seed fixes. One place for all of them."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from tzurot.infra.keys import DAY
 
 
 class JobPrefix(StrEnum):
@@ -11,14 +13,18 @@ class JobPrefix(StrEnum):
     LLM = "llm-"
     IMAGE = "image-"  # reserved: image description jobs
     AUDIO = "audio-"  # reserved: audio transcription jobs
+    MEMORY = "memory-"  # reserved: memory writes
 
 
-QUEUE_NAME = "tzurot-ai"
+QUEUE_NAME = "tzurot"
 
-# Attempts and backoff: 3 attempts, exponential from 2 s (2 s, then 4 s).
+# Model calls per generation (retryable errors only), with exponential backoff from 2 s.
 DEFAULT_ATTEMPTS = 3
 BACKOFF_BASE_SECONDS = 2.0
 MAX_RETRY_AFTER_SECONDS = 120.0
+# Runs of one job: a process that dies mid-job hands it to another run (crash recovery only;
+# a model call that fails is retried inside the run, see worker.py).
+JOB_RUNS = 3
 
 # A job whose process died is found by its stale heartbeat: touched every HEARTBEAT_EVERY
 # seconds, considered dead after HEARTBEAT_TIMEOUT, swept every SWEEP_EVERY.
@@ -26,16 +32,18 @@ HEARTBEAT_EVERY_SECONDS = 5
 HEARTBEAT_TIMEOUT_SECONDS = 15
 SWEEP_EVERY_SECONDS = 5
 
-# Retention of finished jobs: completed 24 h (the newest 10 kept regardless), failed 7 days
-# (the newest 50 kept regardless).
-COMPLETED_RETENTION_SECONDS = 24 * 3600
-COMPLETED_KEEP_AT_LEAST = 10
-FAILED_RETENTION_SECONDS = 7 * 24 * 3600
-FAILED_KEEP_AT_LEAST = 50
+# Retention, as BullMQ reads the seed's removeOnComplete/removeOnFail ages: completed jobs at
+# most 24 h, failed ones at most 7 days. SAQ's job records expire after the shorter of the two
+# (every job ends "complete" in SAQ's eyes; its outcome is our result record's).
+COMPLETED_RETENTION_SECONDS = DAY
+FAILED_RETENTION_SECONDS = 7 * DAY
+# A minute shorter than the result record, so a finished job never outlives its result.
+SAQ_JOB_TTL_SECONDS = COMPLETED_RETENTION_SECONDS - 60
 
-# Idempotency windows.
-REQUEST_DEDUP_SECONDS = 5
-MESSAGE_LOCK_SECONDS = 3600
+# The one duplicate guard: a request id (and a source message with its personality) maps to
+# one job for as long as any trace of that job is kept. It contains the seed's 5 s request and
+# 1 h message windows.
+CLAIM_SECONDS = FAILED_RETENTION_SECONDS
 
-# The results stream that carries finished generations to delivery.
-RESULTS_STREAM_MAX_AGE_SECONDS = 24 * 3600
+# The results stream that carries finished generations to delivery keeps a day.
+RESULTS_STREAM_MAX_AGE_SECONDS = DAY

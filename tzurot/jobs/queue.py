@@ -6,13 +6,17 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from saq import Job, Status
 from saq.queue.redis import RedisQueue
 
-from tzurot.ai.contracts import GenerationFailure, GenerationRequest, GenerationResult
-from tzurot.jobs.constants import HEARTBEAT_TIMEOUT_SECONDS, JobPrefix
-from tzurot.jobs.idempotency import DuplicateGuard
+from tzurot.ai.contracts import GenerationFailure, GenerationRequest, GenerationResult, Progress
+from tzurot.jobs.claims import DuplicateGuard
+from tzurot.jobs.constants import (
+    HEARTBEAT_TIMEOUT_SECONDS,
+    JOB_RUNS,
+    SAQ_JOB_TTL_SECONDS,
+    JobPrefix,
+)
 from tzurot.jobs.metrics import JobMetrics
 from tzurot.jobs.models import JobState, JobView, QueueCounts, Submission
 from tzurot.jobs.results import ResultLog
@@ -23,8 +27,10 @@ from tzurot.logs import get_logger
 log = get_logger(__name__)
 
 GENERATE_FUNCTION = "generate"
-# How often a waiter re-reads a job in case a notification was lost.
+# How often a waiter re-reads a job in case an announcement was lost.
 _WAIT_RECHECK_SECONDS = 5.0
+# SAQ's own cap on a run, beyond the job's deadline, which the job enforces itself.
+_SAQ_TIMEOUT_MARGIN_SECONDS = 60
 
 _STATE: dict[Status, JobState] = {
     Status.NEW: "queued",
@@ -39,30 +45,31 @@ _STATE: dict[Status, JobState] = {
 
 @dataclass(frozen=True)
 class JobOptions:
-    attempts: int
-    attempt_timeout: float
-    job_timeout: float
-    first_retry_delay: float = 2.0
+    attempts: int  # model calls per generation
+    attempt_timeout: float  # seconds per model call
+    job_timeout: float  # seconds per generation, from the request's creation
+
+
+def job_id_for(request_id: str, prefix: JobPrefix = JobPrefix.LLM) -> str:
+    return f"{prefix}{request_id}"
 
 
 class JobQueue:
     def __init__(
         self,
         saq_queue: RedisQueue,
-        redis: Redis,
         signer: PayloadSigner,
         results: ResultLog,
         options: JobOptions,
         metrics: JobMetrics,
     ) -> None:
         self.saq = saq_queue
-        self._redis = redis
         self._signer = signer
         self._results = results
-        self._guard = DuplicateGuard(redis)
+        self._guard = DuplicateGuard(saq_queue.redis)
         self._options = options
         self._metrics = metrics
-        self._waiter = CompletionWaiter(redis, channel_prefix=saq_queue.job_id(""))
+        self._waiter = CompletionWaiter(saq_queue.redis)
 
     async def start(self) -> None:
         await self.saq.connect()
@@ -71,55 +78,43 @@ class JobQueue:
     async def stop(self) -> None:
         await self._waiter.stop()
 
-    @staticmethod
-    def job_id_for(request_id: str, prefix: JobPrefix = JobPrefix.LLM) -> str:
-        return f"{prefix}{request_id}"
+    job_id_for = staticmethod(job_id_for)
 
     async def submit(self, request: GenerationRequest) -> Submission:
-        """Enqueue a generation once. Duplicates get the job that already exists.
-
-        `request.personality` must be the resolved personality's id (its slug): the
-        per-message lock is keyed on it.
-        """
-        job_id = self.job_id_for(request.request_id)
-        earlier = await self._guard.claim_request(request.request_id, job_id)
-        if earlier is not None:
-            return await self._duplicate(earlier)
-        if request.source_message_id is not None:
-            earlier = await self._guard.claim_message(
-                request.source_message_id, request.personality, job_id
-            )
-            if earlier is not None:
-                return await self._duplicate(earlier)
-        if await self.saq.job(job_id) is not None:
-            return await self._duplicate(job_id)
+        """Enqueue a generation once. Duplicates get the job that already exists."""
+        job_id = job_id_for(request.request_id)
+        holder = await self._guard.claim(request, job_id)
+        if holder is not None:
+            view = await self.status(holder)
+            if view is not None:
+                return self._duplicate(view)
+            log.warning("a claimed job has vanished; enqueuing again", job_id=holder)
+            await self._guard.take_over(request, job_id)
 
         payload = request.model_dump_json()
-        options = self._options
         job = await self.saq.enqueue(
             Job(
                 function=GENERATE_FUNCTION,
                 kwargs={"payload": payload, "signature": self._signer.sign(payload)},
                 key=job_id,
-                timeout=int(options.attempt_timeout) + 30,
+                timeout=int(self._options.job_timeout) + _SAQ_TIMEOUT_MARGIN_SECONDS,
                 heartbeat=HEARTBEAT_TIMEOUT_SECONDS,
-                retries=options.attempts,
-                retry_delay=options.first_retry_delay,
-                ttl=0,  # kept until the retention cron removes it
+                retries=JOB_RUNS,
+                ttl=SAQ_JOB_TTL_SECONDS,
             )
         )
-        if job is None:
-            return await self._duplicate(job_id)
+        if job is None:  # already queued or running under this id
+            view = await self.status(job_id)
+            if view is not None:
+                return self._duplicate(view)
         self._metrics.submitted.labels("enqueued").inc()
-        log.info("generation enqueued", job_id=job_id, personality=request.personality)
         return Submission(job_id=job_id, request_id=request.request_id, status="queued")
 
-    async def _duplicate(self, job_id: str) -> Submission:
+    def _duplicate(self, view: JobView) -> Submission:
         self._metrics.submitted.labels("duplicate").inc()
-        view = await self.status(job_id)
-        request_id = job_id.removeprefix(JobPrefix.LLM)
-        status: JobState = view.status if view else "queued"
-        return Submission(job_id=job_id, request_id=request_id, status=status, duplicate=True)
+        return Submission(
+            job_id=view.job_id, request_id=view.request_id, status=view.status, duplicate=True
+        )
 
     async def status(self, job_id: str) -> JobView | None:
         result = await self._results.get(job_id)
@@ -128,7 +123,7 @@ class JobQueue:
                 job_id=job_id,
                 request_id=result.request.request_id,
                 status=result.status,
-                progress=100,
+                progress=Progress.DONE,
                 attempts=result.attempts,
                 result=result,
             )
@@ -137,17 +132,23 @@ class JobQueue:
             return None
         state = _STATE[job.status]
         error = None
-        if state == "failed":
+        if state in {"failed", "completed"}:
+            # Finished in SAQ's eyes but no result: the payload was refused, or the job was
+            # lost. The failure recorded for it (if any) is in its metadata.
+            state = "failed"
             meta = job.meta.get("failure") or {}
             error = GenerationFailure(
                 category=str(meta.get("category", "timeout")),
                 message=str(meta.get("message", "the job stopped before it finished")),
             )
+        progress = round(job.progress * 100)
+        if state == "processing":
+            progress = max(progress, Progress.STARTED)
         return JobView(
             job_id=job_id,
             request_id=job_id.removeprefix(JobPrefix.LLM),
             status=state,
-            progress=round(job.progress * 100),
+            progress=progress,
             attempts=job.attempts,
             error=error,
         )

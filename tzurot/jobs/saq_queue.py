@@ -1,19 +1,28 @@
-"""SAQ's Redis queue with a sweep that does not steal jobs a live worker just dequeued.
+"""SAQ's Redis queue, with the three things SAQ has no public option for.
 
-SAQ's sweep treats any job in the active list whose status is not yet "active" as abandoned.
-Between a worker's dequeue and its "active" write there is a short gap, and a sweep landing in
-it would run the job a second time (a second, paid model call). Here a job that is not marked
-active is swept only if it is still not active a moment later; stuck active jobs (stale
-heartbeat or past their timeout) are swept as before.
+1. A sweep that does not steal jobs a live worker just dequeued. SAQ's sweep treats any job in
+   the active list whose status is not yet "active" as abandoned. Between a worker's dequeue and
+   its "active" write there is a short gap, and a sweep landing in it would run the job a second
+   time (a second, paid model call). Here a job that is not marked active is swept only if it is
+   still not active a moment later; stuck active jobs (stale heartbeat or past their timeout) are
+   swept as before.
+2. A hook when the sweep ends a job for good (its last run died), so the job still gets an
+   answer (`on_abandoned`).
+3. `recover_own()`: a restarted process takes its own unfinished jobs back at once, instead of
+   waiting for their heartbeats to go stale.
+
+tests/jobs/test_saq_contract.py pins the SAQ internals this relies on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from saq import Job, Status
+from saq.job import TERMINAL_STATUSES
 from saq.queue.redis import RedisQueue
 
 log = logging.getLogger("saq")
@@ -23,6 +32,23 @@ DEQUEUE_GRACE_SECONDS = 2.0
 
 
 class TzurotQueue(RedisQueue):
+    # Called with a job the sweep ended for good (ABORTED, no run left).
+    on_abandoned: Callable[[Job], Awaitable[None]] | None = None
+
+    async def recover_own(self, worker_id: str) -> list[str]:
+        """Requeue the jobs an earlier incarnation of this worker was running when it died."""
+        ids = await self.redis.lrange(self._active, 0, -1)
+        raws = await self.redis.mget(ids) if ids else []
+        recovered = []
+        for raw in raws:
+            job = self.deserialize(raw)
+            if job is None or job.worker_id != worker_id or job.status != Status.ACTIVE:
+                continue
+            # Its runner is gone (it was us), so there is nobody to abort: straight back in line.
+            await self.retry(job, error="worker restarted")
+            recovered.append(job.key)
+        return recovered
+
     async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
         if self._cleanup_script is None:
             self._cleanup_script = self.redis.register_script(
@@ -64,14 +90,24 @@ class TzurotQueue(RedisQueue):
     async def _sweep_job(self, job: Job, abort: float) -> None:
         log.info("Sweeping job %s", job.info(False))
         await self.abort(job, error=self.swept_error_message)
-        try:
-            await job.refresh(abort)
-        except TimeoutError:
+        # SAQ waits for the abort through its pub/sub multiplexer, which then stays subscribed
+        # to every update of every job; polling the one job costs less.
+        for _ in range(max(1, round(abort / 0.5))):
+            await asyncio.sleep(0.5)
+            current = await self.job(job.key)
+            if current is None or current.status in TERMINAL_STATUSES:
+                break
+        else:
             log.info("Could not abort job %s", job.id)
         if job.retryable:
             await self.retry(job, error=self.swept_error_message)
         else:
             await self.finish(job, Status.ABORTED, error=self.swept_error_message)
+            if self.on_abandoned is not None:
+                try:
+                    await self.on_abandoned(job)
+                except Exception:
+                    log.exception("could not answer an abandoned job %s", job.key)
 
     async def _forget_missing(self, job_id: bytes) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -10,10 +10,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis.asyncio import Redis
 
+from tzurot.infra.keys import SIGNING_SECRET
 from tzurot.infra.redis_client import as_text
 
 _SIGNING_INFO = b"tzurot job payload signing v1"
-_GENERATED_KEY = "tzurot:job-signing-secret"
+_GENERATED_KEY = SIGNING_SECRET.key()
 
 
 class InvalidSignature(Exception):

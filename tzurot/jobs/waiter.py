@@ -1,9 +1,8 @@
-"""Waiting for a job to finish without polling: one shared pub/sub subscription per process.
+"""Waiting for a job to finish without polling: one subscription per process.
 
-SAQ publishes every job update on the channel `saq:job:{queue}:{key}`. One pattern
-subscription listens for all of them and wakes whoever waits on that job; a waiter re-reads the
-job on each wake-up and, as a safety net for notices lost while Redis was away, every few
-seconds.
+Every finished job is announced once on `tzurot:done` (by the result log's record script).
+One subscription listens and wakes whoever waits on that job; a waiter re-reads the job on each
+wake-up and, as a safety net for announcements lost while Redis was away, every few seconds.
 """
 
 from __future__ import annotations
@@ -16,24 +15,22 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from tzurot.infra.keys import DONE_CHANNEL
 from tzurot.logs import get_logger
 
 log = get_logger(__name__)
 
-_TERMINAL = {b"complete", b"failed", b"aborted"}
-
 
 class CompletionWaiter:
-    def __init__(self, redis: Redis, channel_prefix: str) -> None:
+    def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._prefix = channel_prefix
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.psubscribe(f"{self._prefix}*")
+        await self._pubsub.subscribe(DONE_CHANNEL.key())
         self._listener = asyncio.create_task(self._listen(self._pubsub), name="job-waiter")
 
     async def stop(self) -> None:
@@ -54,27 +51,24 @@ class CompletionWaiter:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("job notifications interrupted; resubscribing", exc_info=True)
+                log.warning("job announcements interrupted; resubscribing", exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
-            if message is None or message.get("type") != "pmessage":
+            if message is None or message.get("type") != "message":
                 continue
-            if message["data"] not in _TERMINAL:
-                continue
-            key = message["channel"].decode()[len(self._prefix) :]
-            for event in self._events.get(key, ()):
+            for event in self._events.get(message["data"].decode(), ()):
                 event.set()
 
     @contextlib.asynccontextmanager
-    async def watch(self, job_key: str) -> AsyncIterator[asyncio.Event]:
-        """An event set whenever `job_key` reaches a terminal state while the block runs."""
+    async def watch(self, job_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set when `job_id` finishes while the block runs."""
         event = asyncio.Event()
-        self._events[job_key].add(event)
+        self._events[job_id].add(event)
         try:
             yield event
         finally:
-            watchers = self._events.get(job_key)
+            watchers = self._events.get(job_id)
             if watchers is not None:
                 watchers.discard(event)
                 if not watchers:
-                    del self._events[job_key]
+                    del self._events[job_id]

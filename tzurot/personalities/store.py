@@ -1,15 +1,15 @@
 """Personalities in Redis, found by name, slug, display name or alias.
 
-Keys (owned by this module):
-  personality:data:{slug}   JSON of one `Personality`
-  personality:index         hash: every normalized ref -> slug
-(`data:` keeps a personality whose slug is "index" off the index key.)
+Keys (owned by this module; families in tzurot.infra.keys):
+  tzurot:personality:{slug}    JSON of one `Personality`
+  tzurot:personality-index     hash: every normalized ref -> slug
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -18,17 +18,30 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from tzurot.infra.keys import PERSONALITY, PERSONALITY_INDEX
 from tzurot.personalities.loader import LoadProblem, LoadResult, load_directory
 from tzurot.personalities.models import Personality, normalize_ref, validation_messages
 
 log = structlog.get_logger(__name__)
 
-INDEX_KEY = "personality:index"
-_KEY_PREFIX = "personality:data:"
+INDEX_KEY = PERSONALITY_INDEX.key()
+
+# KEYS: index. ARGV: refs in lookup form, the data key prefix. Returns, per ref, the
+# personality's JSON or false: any number of candidate names in one round trip.
+_FIND_MANY = """
+local found = {}
+for i, ref in ipairs(ARGV) do
+  if i > 1 then
+    local slug = redis.call('HGET', KEYS[1], ref)
+    found[i - 1] = slug and redis.call('GET', ARGV[1] .. slug) or false
+  end
+end
+return found
+"""
 
 
 def _key(slug: str) -> str:
-    return f"{_KEY_PREFIX}{slug}"
+    return PERSONALITY.key(slug=slug)
 
 
 def _lookup_form(ref: str) -> str:
@@ -50,12 +63,15 @@ class PersonalityDirectory(Protocol):
 
     async def get(self, ref: str) -> Personality | None: ...
 
+    async def find_many(self, refs: Sequence[str]) -> dict[str, Personality]: ...
+
     async def list(self) -> builtins.list[Personality]: ...
 
 
 class PersonalityStore:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._find_many = redis.register_script(_FIND_MANY)
 
     async def upsert(self, personality: Personality) -> None:
         """Create or replace the personality with this slug, and re-point its refs to it.
@@ -92,6 +108,23 @@ class PersonalityStore:
             return None
         key = _key(_text(slug))
         return _parse(key, await self._redis.get(key))
+
+    async def find_many(self, refs: Sequence[str]) -> dict[str, Personality]:
+        """The personalities `refs` name (each as `get` would find it), in one round trip;
+        refs that name nobody are left out."""
+        unique = list(dict.fromkeys(refs))
+        if not unique:
+            return {}
+        prefix = _key("")
+        raws = await self._find_many(
+            keys=[INDEX_KEY], args=[prefix, *(_lookup_form(ref) for ref in unique)]
+        )
+        found = {}
+        for ref, raw in zip(unique, raws, strict=True):
+            personality = _parse(f"{prefix}({ref})", raw or None)
+            if personality is not None:
+                found[ref] = personality
+        return found
 
     async def list(self) -> builtins.list[Personality]:
         """Every readable personality, sorted by name."""

@@ -1,0 +1,209 @@
+"""Posting one chunk of a reply to Discord: through the channel's webhook, as the bot, or as an
+interaction's answer; and finding out whether a chunk is already there.
+
+`allowed_mentions` allows nothing, ever: model output never pings anyone. A webhook deleted by a
+moderator (10015) is replaced and the post tried once more; without Manage Webhooks the bot
+posts as itself with the name in front and tells the channel, once a day, what is missing.
+Every failure leaves as a `DeliveryError` (permanent or transient), never as hikari's own
+exception, whose text carries the request URL and so a webhook's token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Literal, TypeVar
+
+import hikari
+from redis.asyncio import Redis
+
+from tzurot.discord.delivery.errors import DeliveryError, classify
+from tzurot.discord.delivery.lanes import Speaker
+from tzurot.discord.delivery.render import bot_prefix, webhook_username
+from tzurot.discord.delivery.webhooks import WebhookDirectory
+from tzurot.infra.keys import NOTICE
+from tzurot.logs import get_logger
+
+log = get_logger(__name__)
+
+MISSING_WEBHOOKS_NOTICE = (
+    "I need the **Manage Webhooks** permission in this channel to answer under each "
+    "character's own name and avatar. Until then I'll answer as myself."
+)
+# How far back the channel is read to find a chunk that may already be posted.
+_LOOK_BACK = 50
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: Literal["channel", "dm", "interaction"]
+    channel_id: str  # for a thread, its parent (whose webhook posts into the thread)
+    thread_id: str | None = None
+    interaction_token: str | None = None
+    application_id: str | None = None
+
+    @property
+    def post_channel_id(self) -> str:
+        return self.thread_id or self.channel_id
+
+
+async def discord_call(call: Callable[[], Awaitable[T]]) -> T:
+    """Run one REST call; any failure comes out classified, hikari's exception dropped."""
+    try:
+        return await call()
+    except Exception as exc:
+        error = classify(exc)
+    raise error
+
+
+class ReplySender:
+    def __init__(
+        self,
+        rest: hikari.api.RESTClient,
+        webhooks: WebhookDirectory,
+        redis: Redis,
+        bot_user_id: Callable[[], str | None],
+    ) -> None:
+        self._rest = rest
+        self._webhooks = webhooks
+        self._redis = redis
+        self._bot_user_id = bot_user_id
+
+    async def post(self, target: Target, speaker: Speaker, chunk: str, *, index: int) -> str:
+        """Post one chunk; returns the message id."""
+        if target.kind == "interaction":
+            return await self._via_interaction(target, chunk, index=index)
+        if target.kind == "dm":
+            return await self.post_plain(
+                target.channel_id, bot_prefix(speaker.display_name) + chunk
+            )
+        return await self._via_webhook(target, speaker, chunk)
+
+    async def _via_webhook(self, target: Target, speaker: Speaker, chunk: str) -> str:
+        for fresh in (False, True):
+            webhook = await discord_call(
+                partial(self._webhooks.get, target.channel_id, fresh=fresh)
+            )
+            if webhook is None:
+                return await self._as_bot(target, speaker, chunk)
+            try:
+                return await self._execute(webhook, target, speaker, chunk)
+            except DeliveryError as error:
+                if error.category != "unknown_webhook" or fresh:
+                    raise
+                log.warning("webhook was deleted; making another", channel_id=target.channel_id)
+        raise AssertionError("unreachable")
+
+    async def _execute(
+        self, webhook: tuple[str, str], target: Target, speaker: Speaker, content: str
+    ) -> str:
+        webhook_id, token = webhook
+        thread = hikari.Snowflake(target.thread_id) if target.thread_id else hikari.UNDEFINED
+        message = await discord_call(
+            lambda: self._rest.execute_webhook(
+                hikari.Snowflake(webhook_id),
+                token,
+                content,
+                username=webhook_username(speaker.display_name),
+                avatar_url=speaker.avatar_url or hikari.UNDEFINED,
+                thread=thread,
+                mentions_everyone=False,
+                user_mentions=False,
+                role_mentions=False,
+            )
+        )
+        return str(message.id)
+
+    async def _as_bot(self, target: Target, speaker: Speaker, chunk: str) -> str:
+        if await self._first_notice(target.channel_id, "manage-webhooks"):
+            log.warning("missing Manage Webhooks permission", channel_id=target.channel_id)
+            await self.post_plain(target.post_channel_id, MISSING_WEBHOOKS_NOTICE)
+        return await self.post_plain(
+            target.post_channel_id, bot_prefix(speaker.display_name) + chunk
+        )
+
+    async def _via_interaction(self, target: Target, chunk: str, *, index: int) -> str:
+        if not target.interaction_token or not target.application_id:
+            raise DeliveryError(True, "interaction_expired")
+        app, token = hikari.Snowflake(target.application_id), target.interaction_token
+        if index == 0:  # the deferred "thinking..." becomes the answer (an edit: idempotent)
+            message = await discord_call(
+                lambda: self._rest.edit_interaction_response(
+                    app, token, chunk,
+                    mentions_everyone=False, user_mentions=False, role_mentions=False,
+                )
+            )  # fmt: skip
+        else:
+            message = await discord_call(
+                lambda: self._rest.execute_webhook(
+                    app, token, chunk,
+                    mentions_everyone=False, user_mentions=False, role_mentions=False,
+                )
+            )  # fmt: skip
+        return str(message.id)
+
+    async def post_plain(self, channel_id: str, content: str) -> str:
+        message = await discord_call(
+            lambda: self._rest.create_message(
+                hikari.Snowflake(channel_id),
+                content,
+                mentions_everyone=False,
+                user_mentions=False,
+                role_mentions=False,
+            )
+        )
+        return str(message.id)
+
+    async def edit_interaction(self, application_id: str, token: str, content: str) -> None:
+        await discord_call(
+            lambda: self._rest.edit_interaction_response(
+                hikari.Snowflake(application_id), token, content,
+                mentions_everyone=False, user_mentions=False, role_mentions=False,
+            )
+        )  # fmt: skip
+
+    async def delete(self, channel_id: str, message_id: str) -> None:
+        try:
+            await discord_call(
+                lambda: self._rest.delete_message(
+                    hikari.Snowflake(channel_id), hikari.Snowflake(message_id)
+                )
+            )
+        except DeliveryError as error:
+            log.info("could not delete a notice", channel_id=channel_id, error=str(error))
+
+    async def find_posted(
+        self, target: Target, speaker: Speaker, chunk: str, *, after: str | None
+    ) -> str | None:
+        """The id of a message already in the channel carrying `chunk` as this delivery would
+        have posted it (a process may have died between posting it and recording it)."""
+        if target.kind == "interaction" and target.application_id is None:
+            return None
+        wanted = {chunk, bot_prefix(speaker.display_name) + chunk}
+        senders = {target.application_id} if target.kind == "interaction" else set()
+        if target.kind != "interaction":
+            cached = await self._webhooks.get(target.channel_id)
+            if cached is not None:
+                senders.add(cached[0])
+        own_id = self._bot_user_id()
+        after_id = hikari.Snowflake(after) if after else hikari.Snowflake.min()
+        channel = hikari.Snowflake(target.post_channel_id)
+        messages = await discord_call(
+            lambda: self._rest.fetch_messages(channel, after=after_id).limit(_LOOK_BACK)
+        )
+        for message in messages:
+            sender = str(message.webhook_id) if message.webhook_id else None
+            ours = (sender is not None and sender in senders) or (
+                sender is None and own_id is not None and str(message.author.id) == own_id
+            )
+            if ours and message.content in wanted:
+                return str(message.id)
+        return None
+
+    async def _first_notice(self, channel_id: str, kind: str) -> bool:
+        """True the first time (per day) a channel is told about `kind`."""
+        key = NOTICE.key(kind=kind, channel_id=channel_id)
+        return bool(await self._redis.set(key, 1, nx=True, ex=NOTICE.ttl_seconds))

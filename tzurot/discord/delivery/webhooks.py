@@ -1,0 +1,79 @@
+"""One webhook per channel, found or made on first need, its token sealed at rest in Redis.
+
+On a cache miss the channel's existing webhooks are looked at first (one this application made
+is reused), so a lost cache or a second process never piles up webhooks (Discord allows 15 per
+channel). Without Manage Webhooks there is no webhook: `get()` answers None and the caller posts
+as the bot itself.
+"""
+
+from __future__ import annotations
+
+import json
+
+import hikari
+from redis.asyncio import Redis
+
+from tzurot.infra.keys import WEBHOOK
+from tzurot.infra.secretbox import SecretBox
+from tzurot.logs import get_logger
+
+log = get_logger(__name__)
+
+WEBHOOK_NAME = "Tzurot"
+
+
+class WebhookDirectory:
+    def __init__(
+        self, rest: hikari.api.RESTClient, redis: Redis, secrets: SecretBox, application_id: str
+    ) -> None:
+        self._rest = rest
+        self._redis = redis
+        self._secrets = secrets
+        self.application_id = application_id
+
+    async def get(self, channel_id: str, *, fresh: bool = False) -> tuple[str, str] | None:
+        """(webhook id, token) for the channel; None when the bot may not manage webhooks.
+        `fresh` skips the cache (the cached webhook was deleted)."""
+        if fresh:
+            await self._redis.delete(WEBHOOK.key(channel_id=channel_id))
+        else:
+            cached = await self._cached(channel_id)
+            if cached is not None:
+                return cached
+        try:
+            found = await self._find_or_create(hikari.Snowflake(channel_id))
+        except hikari.ForbiddenError:
+            return None
+        if found is None:
+            return None
+        webhook_id, token = found
+        sealed = self._secrets.seal(json.dumps({"id": webhook_id, "token": token}))
+        await self._redis.set(WEBHOOK.key(channel_id=channel_id), sealed, ex=WEBHOOK.ttl_seconds)
+        return found
+
+    async def _find_or_create(self, channel: hikari.Snowflake) -> tuple[str, str] | None:
+        existing = await self._rest.fetch_channel_webhooks(channel)
+        for webhook in existing:
+            token = getattr(webhook, "token", None)
+            app = getattr(webhook, "application_id", None)
+            if token and app is not None and str(app) == self.application_id:
+                return str(webhook.id), token
+        created = await self._rest.create_webhook(channel, WEBHOOK_NAME)
+        if created.token is None:
+            return None
+        log.info("webhook created", channel_id=str(channel))
+        return str(created.id), created.token
+
+    async def _cached(self, channel_id: str) -> tuple[str, str] | None:
+        sealed = await self._redis.get(WEBHOOK.key(channel_id=channel_id))
+        if sealed is None:
+            return None
+        opened = self._secrets.open(sealed if isinstance(sealed, bytes) else sealed.encode())
+        if opened is None:
+            return None  # sealed with another key (ENCRYPTION_KEY changed): find it again
+        try:
+            data = json.loads(opened)
+            webhook_id, token = str(data["id"]), str(data["token"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        return webhook_id, token

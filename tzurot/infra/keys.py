@@ -1,0 +1,185 @@
+"""Every Redis key family the program writes: one place, one `tzurot:` prefix, each expiry.
+
+Modules build their keys from these families and nothing else, so this table is the whole
+picture of what the program keeps in Redis. A family either expires (`ttl_seconds`, set on
+every write) or is a structure whose size something else bounds (`bounded_by`): no family grows
+with the number of jobs served. SAQ's own keys cannot take our prefix (SAQ hard-codes `saq:`);
+they are listed at the end with the expiry we give them.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+
+PREFIX = "tzurot:"
+HOUR = 3600
+DAY = 24 * HOUR
+
+_FORMATTER = string.Formatter()
+
+
+@dataclass(frozen=True)
+class KeyFamily:
+    template: str  # e.g. "tzurot:claim:{request_id}"
+    owner: str  # the module that reads and writes it
+    ttl_seconds: int | None  # expiry set on every write, or None for a bounded structure
+    bounded_by: str = ""  # what keeps a family without expiry small
+    meaning: str = ""
+
+    def key(self, **parts: str) -> str:
+        return self.template.format(**parts)
+
+    @property
+    def glob(self) -> str:
+        """The family as a SCAN/KEYS pattern (for tests and operators, never on a schedule)."""
+        return "".join(literal + ("*" if field else "") for literal, field in self._parts())
+
+    def matches(self, key: str) -> bool:
+        pattern = "".join(
+            re.escape(literal) + (".+" if field else "") for literal, field in self._parts()
+        )
+        return re.fullmatch(pattern, key) is not None
+
+    def _parts(self) -> list[tuple[str, str | None]]:
+        return [(literal, field) for literal, field, _, _ in _FORMATTER.parse(self.template)]
+
+
+# -- jobs --------------------------------------------------------------------------------------
+CLAIM = KeyFamily(
+    "tzurot:claim:{request}", "jobs", 7 * DAY,
+    meaning="the one duplicate guard: request id (or source message + personality) -> job id",
+)  # fmt: skip
+RESULT = KeyFamily(
+    "tzurot:result:{job_id}", "jobs", None,
+    bounded_by="expires 24 h (completed) / 7 d (failed) once delivered or when nothing is to "
+    "be delivered; only results still waiting for delivery have no expiry",
+    meaning="a finished generation, recorded once",
+)  # fmt: skip
+RESULTS_STREAM = KeyFamily(
+    "tzurot:results", "jobs", None,
+    bounded_by="trimmed to the last 24 h on every append (XADD MINID)",
+    meaning="finished generations to deliver (consumer group per front end)",
+)  # fmt: skip
+DONE_CHANNEL = KeyFamily(
+    "tzurot:done", "jobs", None, bounded_by="a pub/sub channel, not a key",
+    meaning="one message per finished job: wakes waiters",
+)  # fmt: skip
+STATS = KeyFamily("tzurot:stats", "jobs", None, bounded_by="one hash, one field per status")
+SIGNING_SECRET = KeyFamily(
+    "tzurot:job-signing-secret", "jobs", None, bounded_by="one key",
+    meaning="the generated JOB_SIGNING_KEY shared by every process (when none is set)",
+)  # fmt: skip
+CRON_TICK = KeyFamily(
+    "tzurot:cron:{task}", "jobs", 7 * DAY,
+    meaning="the last tick of a cron task that ran (each tick runs once across processes)",
+)  # fmt: skip
+
+# -- processes ---------------------------------------------------------------------------------
+PROCESS_LEASE = KeyFamily(
+    "tzurot:process:{name}", "infra", 15,
+    meaning="a live process's name (delivery consumer and SAQ worker id), renewed every 5 s",
+)  # fmt: skip
+
+# -- personalities and conversations -----------------------------------------------------------
+PERSONALITY = KeyFamily(
+    "tzurot:personality:{slug}", "personalities", None, bounded_by="one per personality"
+)
+PERSONALITY_INDEX = KeyFamily(
+    "tzurot:personality-index", "personalities", None,
+    bounded_by="one hash: every name, slug and alias -> slug",
+)  # fmt: skip
+TRANSCRIPT_ORDER = KeyFamily(
+    "tzurot:transcript:{{{channel}}}:order", "conversations", None,
+    bounded_by="500 turns per channel, pruned after HISTORY_RETENTION_DAYS by a cron task",
+)  # fmt: skip
+TRANSCRIPT_TURNS = KeyFamily(
+    "tzurot:transcript:{{{channel}}}:turns", "conversations", None,
+    bounded_by="as the order set it belongs to",
+)  # fmt: skip
+TRANSCRIPT_ACTIVE = KeyFamily(
+    "tzurot:transcript-active", "conversations", None,
+    bounded_by="one member per channel with a transcript; pruned with them",
+)  # fmt: skip
+
+# -- Discord front end -------------------------------------------------------------------------
+LANE = KeyFamily(
+    "tzurot:lane:{lane}", "discord.delivery", None,
+    bounded_by="replies waiting for delivery in one channel; empty lanes vanish",
+    meaning="a channel's replies in the order their messages were written",
+)  # fmt: skip
+LANES = KeyFamily(
+    "tzurot:lanes", "discord.delivery", None,
+    bounded_by="one member per non-empty lane",
+    meaning="lanes with replies waiting, scored by when they were last looked at",
+)  # fmt: skip
+LANE_LEASE = KeyFamily(
+    "tzurot:lane-lease:{lane}", "discord.delivery", 15,
+    meaning="the process posting in a lane right now (renewed while it posts)",
+)  # fmt: skip
+DELIVERY = KeyFamily(
+    "tzurot:delivery:{job_id}", "discord.delivery", 7 * DAY,
+    meaning="the one delivered record: chunks posted, the chunk in flight, attempts, outcome",
+)  # fmt: skip
+DELIVERY_LAST = KeyFamily(
+    "tzurot:delivery-last", "discord.delivery", None, bounded_by="one key",
+    meaning="when any process last delivered a reply (for /health)",
+)  # fmt: skip
+INTERACTION = KeyFamily(
+    "tzurot:interaction:{job_id}", "discord", 15 * 60,
+    meaning="a deferred interaction's token, sealed, for its 15-minute life",
+)  # fmt: skip
+TYPING = KeyFamily(
+    "tzurot:typing", "discord", None,
+    bounded_by="one field per reply being generated; each has a deadline",
+    meaning="typing indicators to keep up, and 'taking longer' notices",
+)  # fmt: skip
+SAID_BY = KeyFamily(
+    "tzurot:said-by:{message_id}", "discord", 7 * DAY,
+    meaning="which personality posted a message (a reply to it continues with them)",
+)  # fmt: skip
+DM_LAST = KeyFamily(
+    "tzurot:dm-last:{user_id}", "discord", 30 * DAY,
+    meaning="the personality a user last talked to in DMs",
+)  # fmt: skip
+WEBHOOK = KeyFamily(
+    "tzurot:webhook:{channel_id}", "discord.delivery", 30 * DAY,
+    meaning="a channel's webhook id and token, sealed",
+)  # fmt: skip
+NOTICE = KeyFamily(
+    "tzurot:notice:{kind}:{channel_id}", "discord.delivery", DAY,
+    meaning="a channel was told about a missing permission today",
+)  # fmt: skip
+
+OURS: tuple[KeyFamily, ...] = (
+    CLAIM, RESULT, RESULTS_STREAM, STATS, SIGNING_SECRET, CRON_TICK, PROCESS_LEASE,
+    PERSONALITY, PERSONALITY_INDEX, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS, TRANSCRIPT_ACTIVE,
+    LANE, LANES, LANE_LEASE, DELIVERY, DELIVERY_LAST, INTERACTION, TYPING, SAID_BY, DM_LAST,
+    WEBHOOK, NOTICE,
+)  # fmt: skip
+
+# -- SAQ's own keys (queue name "tzurot"; SAQ fixes the `saq:` prefix) ---------------------------
+SAQ_FAMILIES: tuple[KeyFamily, ...] = (
+    KeyFamily(
+        "saq:job:{queue}:{job_key}",
+        "saq",
+        None,
+        bounded_by="jobs in flight; a finished job expires after Job.ttl (24 h)",
+    ),
+    KeyFamily("saq:{queue}:incomplete", "saq", None, bounded_by="jobs in flight"),
+    KeyFamily("saq:{queue}:queued", "saq", None, bounded_by="jobs in flight"),
+    KeyFamily("saq:{queue}:active", "saq", None, bounded_by="jobs in flight"),
+    KeyFamily("saq:{queue}:stats", "saq", 60, meaning="live workers"),
+    KeyFamily("saq:{queue}:worker_info:{worker}", "saq", 60),
+    KeyFamily("saq:{queue}:schedule", "saq", 1, meaning="scheduler lock"),
+    KeyFamily("saq:{queue}:sweep", "saq", 60, meaning="sweep lock"),
+    KeyFamily("saq:abort:{job_key}", "saq", 5),
+)
+
+ALL: tuple[KeyFamily, ...] = OURS + SAQ_FAMILIES
+
+
+def family_of(key: str) -> KeyFamily | None:
+    """The family a concrete key belongs to (tests use it to prove nothing unlisted exists)."""
+    return next((family for family in ALL if family.matches(key)), None)
