@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.redis_server",
+    "tests.fixtures.redis_sentinel",
     "tests.emulator.fixtures",
     "tests.fixtures.fake_llm",
     "tests.fixtures.app",

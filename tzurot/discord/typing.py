@@ -11,6 +11,7 @@ This refresher is a per-process display loop, not scheduled maintenance.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Literal
@@ -82,6 +83,10 @@ class TypingBoard:
         self._owns = owns  # whether a guild's (None: DMs) channels are this process's to refresh
         self._take = redis.register_script(_TAKE)
         self._update = redis.register_script(_UPDATE)
+        # The refresher sleeps until the next round or notice; a reply started here whose
+        # notice falls due before that wakes it.
+        self._wake = asyncio.Event()
+        self._next_round_at = 0.0
 
     async def start(
         self,
@@ -100,6 +105,8 @@ class TypingBoard:
             application_id=application_id,
         )  # fmt: skip
         await self._redis.hset(TYPING.key(), job_id, pending.model_dump_json())
+        if pending.notice_at < self._next_round_at:
+            self._wake.set()
         if kind == "channel":
             await self._trigger(channel_id)
 
@@ -112,18 +119,31 @@ class TypingBoard:
 
     async def run(self) -> None:
         """Keep the indicators of this process's shards up, until cancelled."""
+        typing_at = 0.0
         while True:
+            now = time.time()
+            pause = REFRESH_SECONDS
             try:
-                await self.refresh()
+                pause = await self.refresh(typing=now >= typing_at)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("typing refresh failed; trying again")
-            await asyncio.sleep(REFRESH_SECONDS)
+            if now >= typing_at:
+                typing_at = now + REFRESH_SECONDS
+            pause = max(min(pause, typing_at - time.time()), 0.05)
+            self._next_round_at = time.time() + pause
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._wake.wait()
 
-    async def refresh(self) -> None:
+    async def refresh(self, *, typing: bool = True) -> float:
+        """One round (notices due, and the indicators when `typing`); returns how long until
+        the next notice falls due."""
         raw = await self._redis.hgetall(TYPING.key())
         now = time.time()
+        pause = REFRESH_SECONDS
         channels: set[str] = set()
         expired: list[str] = []
         for field, value in raw.items():
@@ -135,11 +155,17 @@ class TypingBoard:
                 continue
             if pending.kind == "channel":
                 channels.add(pending.channel_id)
-            if not pending.noticed and now >= pending.notice_at:
+            if pending.noticed:
+                continue
+            if now >= pending.notice_at:
                 await self._notice(pending)
+            else:
+                pause = min(pause, pending.notice_at - now)
         if expired:
             await self._redis.hdel(TYPING.key(), *expired)
-        await asyncio.gather(*(self._trigger(channel) for channel in channels))
+        if typing:
+            await asyncio.gather(*(self._trigger(channel) for channel in channels))
+        return pause
 
     async def _notice(self, pending: Pending) -> None:
         notice_id = None

@@ -104,7 +104,8 @@ def is_dead_here(holder: Holder, me: Holder) -> bool:
     if holder.host != me.host:
         return False  # elsewhere: only its lease's expiry can tell
     if holder.pid == me.pid:
-        return holder.started != me.started or holder.token != me.token
+        # The same pid: this very process (another part of it), unless the pid was reused.
+        return holder.started != me.started
     return _start_time(holder.pid) != holder.started
 
 

@@ -132,8 +132,9 @@ class JobQueue:
             return None
         state = _STATE[job.status]
         error = None
-        if state in {"failed", "completed"}:
-            # Finished in SAQ's eyes but no result: the payload was refused, or the job was
+        refused = "failure" in job.meta  # its payload was refused: it will never have a result
+        if refused or state in {"failed", "completed"}:
+            # Finished (or about to) without a result: the payload was refused, or the job was
             # lost. The failure recorded for it (if any) is in its metadata.
             state = "failed"
             meta = job.meta.get("failure") or {}

@@ -106,7 +106,6 @@ class DeliveryRunner:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._results.ensure_group(GROUP)
         self._main = asyncio.create_task(self._supervise(), name="delivery")
 
     @property
@@ -140,6 +139,7 @@ class DeliveryRunner:
                 await asyncio.sleep(min(self.restarts, 5))
 
     async def _run(self) -> None:
+        await self._results.ensure_group(GROUP)
         self._accept(await self._results.read_own_pending(GROUP, self.consumer))
         next_upkeep = 0.0
         while not self._stopping.is_set():
@@ -255,9 +255,12 @@ class DeliveryRunner:
         view = await self._jobs.status(ticket.job_id)
         if view is not None and view.done:
             return view.failure or GenerationFailure(category="timeout", message="job lost")
-        overdue = time.time() > ticket.created_at + self._job_timeout + 2 * _LOOK_AGAIN_SECONDS
-        if view is None or overdue:
-            reason = "the job was lost" if view is None else "the job never finished"
+        age = time.time() - ticket.created_at
+        # A ticket goes in just before its job does: a missing job is lost only after a while.
+        missing = view is None and age > _LOOK_AGAIN_SECONDS
+        overdue = age > self._job_timeout + 2 * _LOOK_AGAIN_SECONDS
+        if missing or overdue:
+            reason = "the job was lost" if missing else "the job never finished"
             log.warning("a reply's job will never finish; telling the user", reason=reason)
             return GenerationFailure(category="timeout", message=reason)
         return None
