@@ -11,7 +11,6 @@ import aiohttp
 from redis.asyncio import Redis
 
 from tests.emulator import Channel, DiscordEmulator, Message
-from tests.fixtures.app import ApiClient
 from tests.fixtures.fake_llm import FakeLLM, Step
 from tests.fixtures.redis_server import RedisServer
 from tzurot.app import Application
@@ -46,9 +45,9 @@ async def delivery_outcome(redis: Redis, job_id: str, timeout: float = 20) -> st
 
 async def health(app: Application) -> tuple[int, dict[str, Any]]:
     assert app.api is not None
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{app.api.port}/health") as response:
-            return response.status, await response.json()
+    url = f"http://127.0.0.1:{app.api.port}/health"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()
 
 
 async def test_a_channel_that_refuses_never_delays_another_before_or_after_a_restart(
@@ -230,6 +229,3 @@ async def test_the_delivery_runner_restarts_after_a_crash_and_loses_nothing(
     await emu.post_message(emu.channel, alice, "@Lilith are you still there?")
     (reply,) = await emu.wait_for_messages(emu.channel, 1, timeout=30)
     assert reply.content == "reply to: alice: @Lilith are you still there?"
-
-
-__all__ = ["ApiClient"]
