@@ -71,6 +71,7 @@ class Application:
         settings = self.settings
         self.started_at = time.monotonic()
         self.redis = redis = await self._connect_redis()
+        await _first_contact(redis)
         self.identity = identity = ProcessIdentity(redis, settings.process_name or _host_name())
         name = await identity.claim()
         signing_secret = (
@@ -236,6 +237,18 @@ async def _quietly(check: Awaitable[bool]) -> bool:
             return bool(await check)
     except Exception:
         return True
+
+
+async def _first_contact(redis: RedisClient, timeout: float = 30.0) -> None:
+    """The client retries through outages forever; at start, silence gets a clear message."""
+    try:
+        async with asyncio.timeout(timeout):
+            await redis.ping()
+    except TimeoutError:
+        raise RuntimeError(
+            f"Redis did not answer within {timeout:g} s: is it running and reachable, and are "
+            "REDIS_URL (or REDIS_SENTINELS) and its password right?"
+        ) from None
 
 
 def _host_name() -> str:

@@ -15,9 +15,9 @@ from tzurot.ai import (
     LiteLLMProvider,
     ModelTarget,
     ProviderError,
-    classify,
     redact,
 )
+from tzurot.ai.litellm_errors import classify
 
 API_KEY = "sk-or-v1-4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a"
 

@@ -60,7 +60,32 @@ async def test_the_request_carries_messages_settings_and_key(fake_llm: FakeLLM) 
     assert call.json["temperature"] == 0.7
     assert call.json["max_tokens"] == 256
     assert not call.json.get("stream")
+    assert not any("log" in key for key in call.json)  # `no-log` is litellm's, never sent
     assert call.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+async def test_no_litellm_callback_could_see_a_prompt(fake_llm: FakeLLM) -> None:
+    # configure_litellm skips litellm's redaction copies because nothing is there to read them.
+    provider = LiteLLMProvider()
+    await provider.warm_up()
+    await complete(fake_llm)
+
+    for name in ("callbacks", "input_callback", "success_callback", "failure_callback"):
+        assert getattr(litellm, name) == [], name
+    assert litellm.turn_off_message_logging is False
+    assert litellm.modify_params is False
+
+
+async def test_warm_up_is_idempotent_and_calls_work_after_it(fake_llm: FakeLLM) -> None:
+    provider = LiteLLMProvider()
+    await provider.warm_up()
+    await provider.warm_up()
+
+    completion = await provider.complete(
+        MESSAGES, target_for(fake_llm), temperature=0.7, max_tokens=256, timeout=10
+    )
+
+    assert completion.content == "reply to: Alice: hello"
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503])

@@ -215,7 +215,10 @@ async def test_prune_drops_old_turns_and_forgets_empty_channels(
     assert contents(await store.recent("fresh", 10)) == ["new"]
     assert await client.zscore(ACTIVE_KEY, "stale") is None
     assert await client.zscore(ACTIVE_KEY, "mixed") is not None
-    assert await client.exists("tzurot:transcript:{stale}:order", "tzurot:transcript:{stale}:turns") == 0
+    assert (
+        await client.exists("tzurot:transcript:{stale}:order", "tzurot:transcript:{stale}:turns")
+        == 0
+    )
     assert await store.prune(now - timedelta(days=30)) == 0
 
 

@@ -2,6 +2,9 @@
 
 Retries belong to the job queue (which honours Retry-After and the job's time budget), so
 neither litellm nor the OpenAI SDK under it may retry on its own.
+
+litellm takes seconds to import, so this module does not import it: `LiteLLMProvider.warm_up()`
+imports it in a worker thread, and `complete()` waits for that import if it has not finished.
 """
 
 from __future__ import annotations
@@ -9,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, Protocol
 
-import litellm
-from litellm.exceptions import UnsupportedParamsError
-
-from tzurot.ai._litellm import configure_litellm
-from tzurot.ai.errors import ErrorCategory, ProviderError, classify
+from tzurot.ai._litellm import load_litellm, loaded_litellm
+from tzurot.ai.errors import ErrorCategory, ProviderError
 from tzurot.ai.models import ChatMessage, Completion, ModelTarget
 from tzurot.ai.thinking import strip_thinking
 from tzurot.logs import get_logger
@@ -36,10 +37,32 @@ class ChatModel(Protocol):
 
 
 class LiteLLMProvider:
-    """ChatModel over `litellm.acompletion`."""
+    """ChatModel over `litellm.acompletion`. Cheap to construct: litellm loads on `warm_up()`."""
 
     def __init__(self) -> None:
-        configure_litellm()
+        self._import: asyncio.Task[ModuleType] | None = None
+
+    async def warm_up(self) -> None:
+        """Import and configure litellm in a worker thread, without blocking the event loop.
+
+        Idempotent and safe to run concurrently with `complete()`; call it once at start-up
+        (as a background task) so the first generation does not wait ~3 s for the import.
+        """
+        await self._litellm()
+
+    async def _litellm(self) -> ModuleType:
+        module = loaded_litellm()
+        if module is not None:
+            return module
+        loop = asyncio.get_running_loop()
+        pending = self._import
+        if pending is None or pending.get_loop() is not loop:
+            # One import per provider and loop; concurrent callers share it (load_litellm's
+            # lock covers other providers). Shielded: a cancelled caller leaves it running.
+            pending = self._import = loop.create_task(
+                asyncio.to_thread(load_litellm), name="import-litellm"
+            )
+        return await asyncio.shield(pending)
 
     async def complete(
         self,
@@ -50,6 +73,7 @@ class LiteLLMProvider:
         max_tokens: int,
         timeout: float,
     ) -> Completion:
+        litellm = await self._litellm()  # outside the timeout: the call's budget is the model's
         started = time.monotonic()
         error: ProviderError | None = None
         request: dict[str, Any] = {
@@ -62,17 +86,23 @@ class LiteLLMProvider:
             "timeout": timeout,
             "num_retries": 0,  # litellm's own retries
             "max_retries": 0,  # the OpenAI SDK's retries
+            # litellm's per-call opt-out: no success/failure logging callback gets this call's
+            # prompt or reply even if one is registered some day (configure_litellm relies on it
+            # to skip the redaction copies). Costs nothing per call; it is never sent upstream.
+            "no-log": True,
         }
         try:
             async with asyncio.timeout(timeout):
                 try:
                     response = await litellm.acompletion(**request)
-                except UnsupportedParamsError:
+                except litellm.UnsupportedParamsError:
                     # Raised before anything is sent (e.g. temperature on o-series models):
                     # let litellm drop what this model lacks and make the one real call.
                     response = await litellm.acompletion(**request, drop_params=True)
             completion = _completion(response, target)
         except Exception as exc:
+            from tzurot.ai.litellm_errors import classify  # loaded with litellm, by now
+
             error = classify(exc, secrets=[request["api_key"]] if request["api_key"] else [])
         if error is not None:
             # Raised outside the except block, so the original exception (whose request holds

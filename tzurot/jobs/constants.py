@@ -27,9 +27,10 @@ MAX_RETRY_AFTER_SECONDS = 120.0
 JOB_RUNS = 3
 
 # A job whose process died is found by its stale heartbeat: touched every HEARTBEAT_EVERY
-# seconds, considered dead after HEARTBEAT_TIMEOUT, swept every SWEEP_EVERY.
-HEARTBEAT_EVERY_SECONDS = 5
-HEARTBEAT_TIMEOUT_SECONDS = 15
+# seconds, suspect after HEARTBEAT_TIMEOUT (three missed beats), looked at every SWEEP_EVERY and
+# swept after watching it one more beat: taken up again within 12 + 5 + 5 = 22 s of the death.
+HEARTBEAT_EVERY_SECONDS = 4
+HEARTBEAT_TIMEOUT_SECONDS = 12
 SWEEP_EVERY_SECONDS = 5
 
 # Retention, as BullMQ reads the seed's removeOnComplete/removeOnFail ages: completed jobs at

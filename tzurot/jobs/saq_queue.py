@@ -1,11 +1,12 @@
 """SAQ's Redis queue, with the three things SAQ has no public option for.
 
-1. A sweep that does not steal jobs a live worker just dequeued. SAQ's sweep treats any job in
-   the active list whose status is not yet "active" as abandoned. Between a worker's dequeue and
-   its "active" write there is a short gap, and a sweep landing in it would run the job a second
-   time (a second, paid model call). Here a job that is not marked active is swept only if it is
-   still not active a moment later; stuck active jobs (stale heartbeat or past their timeout) are
-   swept as before.
+1. A sweep that does not steal jobs from live workers. SAQ's sweep treats any job in the
+   active list whose status is not yet "active" as abandoned, and any job whose heartbeat is
+   stale as dead. Between a worker's dequeue and its "active" write there is a short gap; and
+   after Redis was away for a while every live job's heartbeat is stale. A sweep in either
+   moment would run jobs a second time (a second, paid model call). Here a suspect is watched
+   for a heartbeat's length first, and swept only if it is still not active, or its heartbeat
+   has not moved meanwhile.
 2. A hook when the sweep ends a job for good (its last run died), so the job still gets an
    answer (`on_abandoned`).
 3. `recover_own()`: a restarted process takes its own unfinished jobs back at once, instead of
@@ -24,11 +25,23 @@ from typing import Any
 from saq import Job, Status
 from saq.job import TERMINAL_STATUSES
 from saq.queue.redis import RedisQueue
+from saq.utils import now, seconds
+
+from tzurot.jobs.constants import HEARTBEAT_EVERY_SECONDS
 
 log = logging.getLogger("saq")
 
-# How long a dequeued job may take to be marked active before it counts as abandoned.
-DEQUEUE_GRACE_SECONDS = 2.0
+# How long a job that looks abandoned is watched before it is swept: longer than a dequeued
+# job takes to be marked active, and than a live worker takes between two heartbeats.
+RECHECK_SECONDS = HEARTBEAT_EVERY_SECONDS + 1.0
+
+
+def _suspect(job: Job | None) -> bool:
+    return job is None or job.status != Status.ACTIVE or job.stuck
+
+
+def _heartbeat_stale(job: Job) -> bool:
+    return bool(job.heartbeat) and seconds(now() - job.touched) > job.heartbeat
 
 
 class TzurotQueue(RedisQueue):
@@ -67,24 +80,32 @@ class TzurotQueue(RedisQueue):
             keys=[self._sweep, self._active], args=[lock], client=self.redis
         )
         pending = [(job_id, self.deserialize(raw)) for job_id, raw in id_jobs]
-        if any(job is not None and job.status != Status.ACTIVE for _, job in pending):
-            # Look again a moment later, at the jobs that are still in the active list.
-            await asyncio.sleep(DEQUEUE_GRACE_SECONDS)
-            still_active = set(await self.redis.lrange(self._active, 0, -1))
-            ids = [job_id for job_id, _ in pending if job_id in still_active]
-            fresh = await self.redis.mget(ids) if ids else []
-            pending = [
-                (job_id, self.deserialize(raw)) for job_id, raw in zip(ids, fresh, strict=True)
-            ]
-
+        suspects = [(job_id, job) for job_id, job in pending if _suspect(job)]
+        if not suspects:
+            return []
+        # Look again a moment later: a job just dequeued is marked active within the grace
+        # period, and a live worker whose heartbeat was held up (Redis was away) touches it
+        # within a heartbeat. Only what still looks abandoned then is swept.
+        await asyncio.sleep(RECHECK_SECONDS)
+        still_active = set(await self.redis.lrange(self._active, 0, -1))
+        ids = [job_id for job_id, _ in suspects if job_id in still_active]
+        fresh = await self.redis.mget(ids) if ids else []
+        before = {job_id: job for job_id, job in suspects}
         swept: list[str] = []
-        for job_id, job in pending:
+        for job_id, raw in zip(ids, fresh, strict=True):
+            job, earlier = self.deserialize(raw), before[job_id]
             if job is None:
                 await self._forget_missing(job_id)
-                swept.append(job_id.decode())
-            elif job.status != Status.ACTIVE or job.stuck:
+            elif job.status != Status.ACTIVE:
                 await self._sweep_job(job, abort)
-                swept.append(job_id.decode())
+            elif job.stuck and (earlier is None or job.touched == earlier.touched):
+                # Not touched for a whole beat while watched: its worker is gone, there is
+                # nobody to wait for (a live one past its timeout still gets `abort` seconds).
+                alive = not _heartbeat_stale(job)
+                await self._sweep_job(job, abort if alive else 0)
+            else:
+                continue
+            swept.append(job_id.decode())
         return swept
 
     async def _sweep_job(self, job: Job, abort: float) -> None:
@@ -92,13 +113,14 @@ class TzurotQueue(RedisQueue):
         await self.abort(job, error=self.swept_error_message)
         # SAQ waits for the abort through its pub/sub multiplexer, which then stays subscribed
         # to every update of every job; polling the one job costs less.
-        for _ in range(max(1, round(abort / 0.5))):
+        for _ in range(round(abort / 0.5)):
             await asyncio.sleep(0.5)
             current = await self.job(job.key)
             if current is None or current.status in TERMINAL_STATUSES:
                 break
         else:
-            log.info("Could not abort job %s", job.id)
+            if abort:
+                log.info("Could not abort job %s", job.id)
         if job.retryable:
             await self.retry(job, error=self.swept_error_message)
         else:
