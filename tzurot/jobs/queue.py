@@ -7,10 +7,9 @@ import time
 from dataclasses import dataclass
 
 from saq import Job, Status
-from saq.queue.redis import RedisQueue
 
 from tzurot.ai.contracts import GenerationFailure, GenerationRequest, GenerationResult, Progress
-from tzurot.jobs.claims import DuplicateGuard
+from tzurot.jobs.claims import CLAIM_SECONDS, claim_keys
 from tzurot.jobs.constants import (
     HEARTBEAT_TIMEOUT_SECONDS,
     JOB_RUNS,
@@ -20,6 +19,7 @@ from tzurot.jobs.constants import (
 from tzurot.jobs.metrics import JobMetrics
 from tzurot.jobs.models import JobState, JobView, QueueCounts, Submission
 from tzurot.jobs.results import ResultLog
+from tzurot.jobs.saq_queue import TzurotQueue
 from tzurot.jobs.signing import PayloadSigner
 from tzurot.jobs.waiter import CompletionWaiter
 from tzurot.logs import get_logger
@@ -57,7 +57,7 @@ def job_id_for(request_id: str, prefix: JobPrefix = JobPrefix.LLM) -> str:
 class JobQueue:
     def __init__(
         self,
-        saq_queue: RedisQueue,
+        saq_queue: TzurotQueue,
         signer: PayloadSigner,
         results: ResultLog,
         options: JobOptions,
@@ -66,7 +66,6 @@ class JobQueue:
         self.saq = saq_queue
         self._signer = signer
         self._results = results
-        self._guard = DuplicateGuard(saq_queue.redis)
         self._options = options
         self._metrics = metrics
         self._waiter = CompletionWaiter(saq_queue.redis)
@@ -83,17 +82,10 @@ class JobQueue:
     async def submit(self, request: GenerationRequest) -> Submission:
         """Enqueue a generation once. Duplicates get the job that already exists."""
         job_id = job_id_for(request.request_id)
-        holder = await self._guard.claim(request, job_id)
-        if holder is not None:
-            view = await self.status(holder)
-            if view is not None:
-                return self._duplicate(view)
-            log.warning("a claimed job has vanished; enqueuing again", job_id=holder)
-            await self._guard.take_over(request, job_id)
-
         payload = request.model_dump_json()
-        job = await self.saq.enqueue(
-            Job(
+        claims = claim_keys(request)
+        for _ in range(2):
+            job = Job(
                 function=GENERATE_FUNCTION,
                 kwargs={"payload": payload, "signature": self._signer.sign(payload)},
                 key=job_id,
@@ -102,13 +94,18 @@ class JobQueue:
                 retries=JOB_RUNS,
                 ttl=SAQ_JOB_TTL_SECONDS,
             )
-        )
-        if job is None:  # already queued or running under this id
-            view = await self.status(job_id)
+            answer = await self.saq.enqueue_claimed(job, claims, CLAIM_SECONDS)
+            if answer is True:
+                self._metrics.submitted.labels("enqueued").inc()
+                return Submission(job_id=job_id, request_id=request.request_id, status="queued")
+            holder = answer if isinstance(answer, str) else job_id
+            view = await self.status(holder)
             if view is not None:
                 return self._duplicate(view)
-        self._metrics.submitted.labels("enqueued").inc()
-        return Submission(job_id=job_id, request_id=request.request_id, status="queued")
+            # The claim's job has vanished (its Redis data was lost): claim again, for ours.
+            log.warning("a claimed job has vanished; enqueuing again", job_id=holder)
+            await self.saq.redis.delete(*claims)
+        raise RuntimeError(f"could not enqueue {job_id}")
 
     def _duplicate(self, view: JobView) -> Submission:
         self._metrics.submitted.labels("duplicate").inc()
@@ -119,14 +116,7 @@ class JobQueue:
     async def status(self, job_id: str) -> JobView | None:
         result = await self._results.get(job_id)
         if result is not None:
-            return JobView(
-                job_id=job_id,
-                request_id=result.request.request_id,
-                status=result.status,
-                progress=Progress.DONE,
-                attempts=result.attempts,
-                result=result,
-            )
+            return _view_of(result)
         job = await self.saq.job(job_id)
         if job is None:
             return None
@@ -155,22 +145,30 @@ class JobQueue:
         )
 
     async def wait(self, job_id: str, timeout: float) -> JobView | None:
-        """The job once it is finished, or as it stands when `timeout` runs out."""
+        """The job once it is finished, or as it stands when `timeout` runs out. (Made for
+        jobs just submitted: one unknown to the queue is reported only at the timeout.)"""
         deadline = time.monotonic() + timeout
         async with self._waiter.watch(job_id) as finished:
-            view = await self.status(job_id)
-            while view is not None and not view.done:
+            result = await self._results.get(job_id)
+            if result is not None:
+                return _view_of(result)
+            view: JobView | None = None
+            while view is None or not view.done:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
+                announced = False
                 try:
                     async with asyncio.timeout(min(remaining, _WAIT_RECHECK_SECONDS)):
-                        await finished.wait()
+                        announced = await finished.wait()
                 except TimeoutError:
                     pass
                 finished.clear()
-                view = await self.status(job_id)
-        return view
+                # Announced: the result is there (one read). Else look at the whole job, in
+                # case an announcement was lost or the job ended without a result.
+                result = await self._results.get(job_id) if announced else None
+                view = _view_of(result) if result is not None else await self.status(job_id)
+        return view if view is not None else await self.status(job_id)
 
     async def result(self, job_id: str) -> GenerationResult | None:
         return await self._results.get(job_id)
@@ -189,3 +187,14 @@ class JobQueue:
     async def workers_alive(self) -> int:
         info = await self.saq.info()
         return len(info["workers"])
+
+
+def _view_of(result: GenerationResult) -> JobView:
+    return JobView(
+        job_id=result.job_id,
+        request_id=result.request.request_id,
+        status=result.status,
+        progress=Progress.DONE,
+        attempts=result.attempts,
+        result=result,
+    )

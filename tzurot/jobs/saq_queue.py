@@ -1,4 +1,4 @@
-"""SAQ's Redis queue, with the three things SAQ has no public option for.
+"""SAQ's Redis queue, with the things SAQ has no public option for.
 
 1. A sweep that does not steal jobs from live workers. SAQ's sweep treats any job in the
    active list whose status is not yet "active" as abandoned, and any job whose heartbeat is
@@ -11,6 +11,11 @@
    answer (`on_abandoned`).
 3. `recover_own()`: a restarted process takes its own unfinished jobs back at once, instead of
    waiting for their heartbeats to go stale.
+4. `enqueue_claimed()`: the duplicate claim and SAQ's enqueue in one script (one round trip;
+   SAQ's own enqueue script, with the claim in front).
+5. No per-job pub/sub: SAQ publishes every update of every job (each heartbeat too) on a
+   channel per job, for `Job.refresh(until_complete)`, which nothing here uses; waiters are
+   woken by the result log's one announcement per finished job instead.
 
 tests/jobs/test_saq_contract.py pins the SAQ internals this relies on.
 """
@@ -44,9 +49,54 @@ def _heartbeat_stale(job: Job) -> bool:
     return bool(job.heartbeat) and seconds(now() - job.touched) > job.heartbeat
 
 
+# SAQ's enqueue script (saq/queue/redis.py, `_enqueue`), after a claim of the request.
+# KEYS: claims..., then SAQ's four (incomplete, job id, queued, abort id). ARGV: claim value,
+# claim seconds, number of claims, the job, its schedule. Returns the earlier claim's holder,
+# 1 if enqueued, 0 if the job is already queued or running.
+_ENQUEUE_CLAIMED = """
+local claims = tonumber(ARGV[3])
+for i = 1, claims do
+  local holder = redis.call('GET', KEYS[i])
+  if holder then return holder end
+end
+for i = 1, claims do redis.call('SET', KEYS[i], ARGV[1], 'EX', ARGV[2]) end
+local incomplete, job, queued, abort = KEYS[claims + 1], KEYS[claims + 2], KEYS[claims + 3],
+  KEYS[claims + 4]
+if not redis.call('ZSCORE', incomplete, job) and redis.call('EXISTS', abort) == 0 then
+  redis.call('SET', job, ARGV[4])
+  redis.call('ZADD', incomplete, ARGV[5], job)
+  if ARGV[5] == '0' then redis.call('RPUSH', queued, job) end
+  return 1
+end
+return 0
+"""
+
+
 class TzurotQueue(RedisQueue):
     # Called with a job the sweep ended for good (ABORTED, no run left).
     on_abandoned: Callable[[Job], Awaitable[None]] | None = None
+
+    async def notify(self, job: Job) -> None:
+        """Nothing listens on SAQ's per-job channels (see 5. above)."""
+
+    async def enqueue_claimed(self, job: Job, claims: list[str], claim_seconds: int) -> str | bool:
+        """Claim `claims` for this job and enqueue it, atomically. Returns the job id already
+        holding a claim (then nothing was written), else whether the job was enqueued (False:
+        a job with this key is already queued or running)."""
+        if self._enqueue_claimed is None:
+            self._enqueue_claimed = self.redis.register_script(_ENQUEUE_CLAIMED)
+        job.queue = self
+        job.queued = now()
+        job.status = Status.QUEUED
+        answer = await self._enqueue_claimed(
+            keys=[*claims, self._incomplete, job.id, self._queued, job.abort_id],
+            args=[job.key, claim_seconds, len(claims), self.serialize(job), job.scheduled],
+        )
+        if isinstance(answer, bytes):
+            return answer.decode()
+        return bool(answer)
+
+    _enqueue_claimed: Any = None
 
     async def recover_own(self, worker_id: str) -> list[str]:
         """Requeue the jobs an earlier incarnation of this worker was running when it died."""
