@@ -163,6 +163,9 @@ def configure_logging(
     # litellm and httpx are chatty at INFO (one line per call); keep their warnings.
     for name in ("LiteLLM", "litellm", "httpx", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # SAQ logs every job's enqueue, start and end at INFO with its arguments: users' messages.
+    # Those never belong in a log (and cost CPU on every job); its warnings and errors stay.
+    logging.getLogger("saq").setLevel(logging.WARNING)
     if stream is None:
         _install_uncaught_hooks()
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -29,9 +29,7 @@ from redis.asyncio import Redis
 
 from tzurot.conversations.models import ChatTurn
 from tzurot.infra.keys import TRANSCRIPT_ACTIVE, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS
-
-if TYPE_CHECKING:
-    from tzurot.jobs.cron import CronTask
+from tzurot.jobs.cron import CronTask
 
 log = structlog.get_logger(__name__)
 
@@ -233,7 +231,6 @@ class TranscriptStore:
 
 def retention_task(store: TranscriptStore, days: int) -> CronTask:
     """A daily cron task dropping transcript turns older than `days`, counted from the tick."""
-    from tzurot.jobs.cron import CronTask  # lazy: the jobs package pulls in litellm
 
     if days < 1:
         raise ValueError("transcript retention must be at least one day")

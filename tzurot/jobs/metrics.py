@@ -16,6 +16,10 @@ class JobMetrics:
         self.finished = Counter(
             "tzurot_jobs_finished", "Generation jobs finished", ["status"], registry=self.registry
         )
+        self.failures = Counter(
+            "tzurot_generation_failures", "Generations that ended in an error, by category",
+            ["category"], registry=self.registry,
+        )  # fmt: skip
         self.retried = Counter(
             "tzurot_jobs_retried", "Attempts retried, by error category", ["category"],
             registry=self.registry,

@@ -180,6 +180,7 @@ class GenerationJob:
         age = (result.finished_at - result.request.created_at).total_seconds()
         self._metrics.job_duration.labels(result.status).observe(max(age, 0.0))
         if result.failure is not None:
+            self._metrics.failures.labels(result.failure.category).inc()
             log.warning(
                 "generation finished with an error",
                 category=result.failure.category,
