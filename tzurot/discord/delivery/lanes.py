@@ -33,7 +33,7 @@ return 1
 # KEYS: lease, lane. ARGV: owner, ttl ms. The head ticket if the lease is ours, else nothing.
 _LEASE_AND_HEAD = """
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return {0} end
+if holder and holder ~= ARGV[1] then return {0, false} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)
 return {1, head[1] or false}
@@ -97,17 +97,16 @@ class Ticket(BaseModel):
 @dataclass(frozen=True)
 class Head:
     ticket: Ticket | None  # None: the head could not be read (it is dropped)
-    raw: str
+    raw: bytes  # the member exactly as stored, to remove it by
 
 
-def _head(raw: bytes | str | None) -> Head | None:
+def _head(raw: bytes | None) -> Head | None:
     if not raw:  # nil (or Lua's false) for an empty lane
         return None
-    text = as_text(raw)
     try:
-        return Head(Ticket.model_validate_json(text), text)
+        return Head(Ticket.model_validate_json(raw), raw)
     except ValueError:
-        return Head(None, text)
+        return Head(None, raw)
 
 
 def _ms(seconds_from_now: float = 0.0) -> int:
