@@ -14,18 +14,31 @@ Quick start::
             (reply,) = await emu.wait_for_messages(emu.channel, 1)
             assert reply.username.startswith("Lilith")
 
-World: ``add_guild``, ``add_text_channel``, ``add_thread``, ``add_user``, ``add_role``,
-``give_role``, ``set_permissions``, ``remove_manage_webhooks``, ``delete_webhook``.
-Users act: ``post_message``, ``send_dm``, ``replay``, ``slash_command``, ``autocomplete``.
-Faults: ``fail_next``, ``drop_connection``, ``send_reconnect``, ``invalidate_session``,
-``settings`` (interaction deadline, token TTL, echoes, privileged intents).
+World: ``add_guild`` (``shard=``/``shard_count=`` to land on a shard), ``add_text_channel``,
+``add_thread``, ``add_user``, ``add_role``, ``give_role``, ``set_permissions``,
+``remove_manage_webhooks``, ``add_webhook``, ``delete_webhook``, ``delete_channel``.
+Users act: ``post_message``, ``send_dm``, ``replay``, ``slash_command``, ``autocomplete``,
+``close_dms`` / ``open_dms``.
+Faults: ``fail_next``, ``lose_access`` / ``regain_access``, ``refuse_webhooks`` /
+``accept_webhooks``, ``drop_connection``, ``send_reconnect``, ``invalidate_session`` (these
+three take ``shard=``), ``settings`` (interaction deadline, token TTL, echoes, privileged
+intents, recommended ``shards``, ``max_concurrency``).
 Observe: ``requests`` / ``requests_matching`` / ``wait_for_request``, ``bot_messages`` /
 ``wait_for_messages``, ``typing_in``, ``commands``, ``webhooks_in``, ``gateway_log``,
-``intents``, ``wait_until_ready``, ``wait_for_resume``; ``Interaction.wait_for_*``.
+``intents``, ``wait_until_ready`` / ``wait_for_resume`` (``shard=``), ``wait_for_shards``,
+``session_for``, ``connected_shards``, ``shard_of``, ``dispatches``, ``shards_that_received``;
+``Interaction.wait_for_*``.
+
+Sharding: one session per IDENTIFY'd shard; a guild's events go to shard
+``(guild_id >> 22) % shard_count``, DMs to shard 0. Without ``shard=`` the gateway helpers mean
+the most recent session (the only one when unsharded), so single-shard tests read as before.
+Two bots of one application: ``running_bot(bot_a, emu, shard_ids=[0], shard_count=2)`` and
+``running_bot(bot_b, emu, shard_ids=[1], shard_count=2)``.
 """
 
 from tests.emulator.core import Settings
-from tests.emulator.hikari_helpers import DEFAULT_INTENTS, make_gateway_bot, running_bot
+from tests.emulator.gateway import Delivery, Session
+from tests.emulator.hikari_helpers import DEFAULT_INTENTS, Events, make_gateway_bot, running_bot
 from tests.emulator.ids import bot_token
 from tests.emulator.models import (
     Channel,
@@ -37,6 +50,7 @@ from tests.emulator.models import (
     Role,
     User,
     Webhook,
+    WebhookRefusal,
 )
 from tests.emulator.server import DiscordEmulator
 from tests.emulator.waiting import EmulatorTimeoutError
@@ -44,17 +58,21 @@ from tests.emulator.waiting import EmulatorTimeoutError
 __all__ = [
     "DEFAULT_INTENTS",
     "Channel",
+    "Delivery",
     "DiscordEmulator",
     "EmulatorTimeoutError",
+    "Events",
     "Fault",
     "Guild",
     "Interaction",
     "Message",
     "RecordedRequest",
     "Role",
+    "Session",
     "Settings",
     "User",
     "Webhook",
+    "WebhookRefusal",
     "bot_token",
     "make_gateway_bot",
     "running_bot",

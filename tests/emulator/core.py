@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.emulator import ids, payloads
-from tests.emulator.gateway import Gateway, Session
+from tests.emulator.gateway import Gateway, Session, shard_for
 from tests.emulator.models import JSON, Channel, Message, UploadedFile, User
 from tests.emulator.state import World
 
@@ -25,6 +25,11 @@ class Settings:
     interaction_token_ttl: float = 15 * 60
     # Discord sends MESSAGE_CREATE/UPDATE/DELETE for the bot's own and its webhooks' messages.
     echo_bot_messages: bool = True
+    # GET /gateway/bot: the recommended shard count and session_start_limit.max_concurrency
+    # (hikari waits 5 s between startup windows of max_concurrency shards: raise it to start
+    # several shards of one GatewayBot at once).
+    shards: int = 1
+    max_concurrency: int = 1
     # Which privileged intents the "developer portal" enabled (IDENTIFY asking for others: 4014).
     application_flags: int = field(
         default=ids.APP_FLAG_GUILD_MEMBERS | ids.APP_FLAG_MESSAGE_CONTENT | ids.APP_FLAG_PRESENCES
@@ -73,6 +78,8 @@ UNKNOWN_USER = 10013
 UNKNOWN_WEBHOOK = 10015
 UNKNOWN_INTERACTION = 10062
 UNKNOWN_COMMAND = 10063
+MISSING_ACCESS = 50001
+CANNOT_MESSAGE_USER = 50007
 MISSING_PERMISSIONS = 50013
 INVALID_FORM_BODY = 50035
 
@@ -119,16 +126,39 @@ class Core:
             raise DiscordError(400, 50006, "Cannot send an empty message")
 
     def require_bot_permission(self, channel: Channel, permission: int) -> None:
-        if not self.world.channel_permissions(channel, self.world.bot.id) & permission:
+        """Discord answers 403/50001 when the bot cannot even see the channel, 403/50013 when
+        it sees it but lacks ``permission``."""
+        granted = self.world.channel_permissions(channel, self.world.bot.id)
+        if not granted & ids.VIEW_CHANNEL:
+            raise DiscordError(403, MISSING_ACCESS, "Missing Access")
+        if not granted & permission:
             raise DiscordError(403, MISSING_PERMISSIONS, "Missing Permissions")
+
+    def require_dm_open(self, channel: Channel) -> None:
+        """Sending to a DM: 403/50007 when the user blocked the bot, closed their DMs, or
+        shares no guild with it."""
+        if not channel.is_dm or channel.recipient_id is None:
+            return
+        world = self.world
+        recipient = world.users.get(channel.recipient_id)
+        shares_a_guild = any(
+            channel.recipient_id in g.members and world.bot.id in g.members
+            for g in world.guilds.values()
+        )
+        if recipient is None or recipient.dms_closed or not shares_a_guild:
+            raise DiscordError(403, CANNOT_MESSAGE_USER, "Cannot send messages to this user")
 
     # -- lookups -----------------------------------------------------------------------------
 
     def channel(self, raw_id: str) -> Channel:
+        """The channel in the URL; deleted (or never existing) ones are 404/10003."""
         try:
-            return self.world.channels[int(raw_id)]
+            found = self.world.channels[int(raw_id)]
         except (KeyError, ValueError):
             raise unknown("Channel", UNKNOWN_CHANNEL) from None
+        if found.deleted:
+            raise unknown("Channel", UNKNOWN_CHANNEL)
+        return found
 
     def message_in(self, channel: Channel, raw_id: str) -> Message:
         try:
@@ -235,17 +265,31 @@ class Core:
     # -- gateway echoes ------------------------------------------------------------------------
 
     def message_event(self, message: Message) -> JSON:
-        """MESSAGE_CREATE data as this bot would receive it (content withheld without the
-        MESSAGE_CONTENT intent, except in DMs, when the bot is mentioned or wrote it)."""
-        intents = self.gateway.intents or 0
-        bot_id = self.world.bot.id
-        visible = (
-            bool(intents & ids.INTENT_MESSAGE_CONTENT)
-            or message.guild_id is None
-            or bot_id in message.mention_ids
-            or message.author.id == bot_id
-        )
-        return payloads.message(self.world, message, include_content=visible)
+        """MESSAGE_CREATE/UPDATE data with content; ``tailor`` withholds it per session."""
+        return payloads.message(self.world, message)
+
+    def tailor(self, session: Session, event: str, data: JSON) -> JSON | None:
+        """A dispatch as this session receives it: guild MESSAGE_* events are withheld when
+        the bot cannot view the channel; without the MESSAGE_CONTENT intent content, embeds,
+        attachments and components are blank, except in DMs, when the bot is mentioned or
+        wrote the message."""
+        if not event.startswith("MESSAGE_") or "guild_id" not in data:
+            return data
+        world = self.world
+        channel = world.channels.get(int(data.get("channel_id") or 0))
+        if channel is not None and not (
+            world.channel_permissions(channel, world.bot.id) & ids.VIEW_CHANNEL
+        ):
+            return None
+        if event not in ("MESSAGE_CREATE", "MESSAGE_UPDATE"):
+            return data
+        if session.intents & ids.INTENT_MESSAGE_CONTENT:
+            return data
+        bot_id = str(world.bot.id)
+        mentioned = any(m.get("id") == bot_id for m in data.get("mentions") or [])
+        if mentioned or (data.get("author") or {}).get("id") == bot_id:
+            return data
+        return payloads.without_content(data)
 
     def echo_create(self, message: Message) -> None:
         if self.settings.echo_bot_messages and not message.is_ephemeral:
@@ -264,13 +308,18 @@ class Core:
 
     def ready_payloads(self, session: Session) -> list[tuple[str, JSON]]:
         world = self.world
+        guilds = [
+            g
+            for g in world.guilds.values()
+            if shard_for(g.id, session.shard_count) == session.shard_id
+        ]
         ready: JSON = {
             "v": 10,
             "user": payloads.own_user(world.bot),
-            "guilds": [{"id": str(g), "unavailable": True} for g in world.guilds],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
             "session_id": session.id,
             "resume_gateway_url": self.resume_gateway_url,
-            "shard": session.identify.get("shard", [0, 1]),
+            "shard": [session.shard_id, session.shard_count],
             "application": {
                 "id": str(world.application_id),
                 "flags": self.settings.application_flags,
@@ -284,7 +333,7 @@ class Core:
         }
         guild_creates = [
             ("GUILD_CREATE", payloads.gateway_guild(world, g, initially_unavailable=True))
-            for g in world.guilds.values()
+            for g in guilds
         ]
         return [("READY", ready), *guild_creates]
 

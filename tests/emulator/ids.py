@@ -17,6 +17,7 @@ VIEW_CHANNEL = int(hikari.Permissions.VIEW_CHANNEL)
 SEND_MESSAGES = int(hikari.Permissions.SEND_MESSAGES)
 SEND_MESSAGES_IN_THREADS = int(hikari.Permissions.SEND_MESSAGES_IN_THREADS)
 MANAGE_MESSAGES = int(hikari.Permissions.MANAGE_MESSAGES)
+READ_MESSAGE_HISTORY = int(hikari.Permissions.READ_MESSAGE_HISTORY)
 MANAGE_WEBHOOKS = int(hikari.Permissions.MANAGE_WEBHOOKS)
 ADMINISTRATOR = int(hikari.Permissions.ADMINISTRATOR)
 ALL_PERMISSIONS = int(hikari.Permissions.all_permissions())
@@ -42,6 +43,7 @@ BOT_PERMISSIONS = EVERYONE_PERMISSIONS | int(
 # Intent bits.
 INTENT_GUILDS = int(hikari.Intents.GUILDS)
 INTENT_GUILD_MEMBERS = int(hikari.Intents.GUILD_MEMBERS)
+INTENT_GUILD_WEBHOOKS = int(hikari.Intents.GUILD_WEBHOOKS)
 INTENT_GUILD_MESSAGES = int(hikari.Intents.GUILD_MESSAGES)
 INTENT_DM_MESSAGES = int(hikari.Intents.DM_MESSAGES)
 INTENT_MESSAGE_CONTENT = int(hikari.Intents.MESSAGE_CONTENT)
@@ -75,6 +77,24 @@ class SnowflakeFactory:
             candidate = self._last + 1
         self._last = candidate
         return candidate
+
+    def next_on_shard(self, shard_id: int, shard_count: int) -> int:
+        """The next snowflake whose shard ``(id >> 22) % shard_count`` is ``shard_id`` (its
+        timestamp moves up to ``shard_count - 1`` ms ahead)."""
+        if shard_count < 1 or not 0 <= shard_id < shard_count:
+            raise ValueError(f"shard {shard_id} of {shard_count} does not exist")
+        candidate = self.next()
+        timestamp = candidate >> 22
+        offset = (shard_id - timestamp) % shard_count
+        if offset == 0:
+            return candidate
+        self._last = (timestamp + offset) << 22
+        return self._last
+
+
+def shard_of(snowflake: int, shard_count: int) -> int:
+    """Discord's shard formula: ``(guild_id >> 22) % shard_count``."""
+    return (snowflake >> 22) % max(1, shard_count)
 
 
 def utcnow() -> datetime.datetime:

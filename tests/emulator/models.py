@@ -19,6 +19,7 @@ class User:
     bot: bool = False
     global_name: str | None = None
     avatar: str | None = None
+    dms_closed: bool = False  # blocked the bot / closed DMs: sending to their DM is 403/50007
 
     @property
     def mention(self) -> str:
@@ -63,6 +64,8 @@ class Channel:
     recipient_id: int | None = None
     overwrites: dict[int, Overwrite] = field(default_factory=dict)
     created_at: datetime.datetime = field(default_factory=ids.utcnow)
+    deleted: bool = False  # every route on it answers 404/10003
+    webhook_refusal: WebhookRefusal | None = None  # its webhooks refuse (``refuse_webhooks``)
 
     @property
     def is_thread(self) -> bool:
@@ -75,6 +78,18 @@ class Channel:
     @property
     def mention(self) -> str:
         return f"<#{self.id}>"
+
+
+@dataclass
+class WebhookRefusal:
+    """A channel's webhooks answer ``status``/``code`` to executes (and, unless
+    ``execute_only``, to every other request made with a webhook token)."""
+
+    status: int
+    code: int
+    message: str
+    execute_only: bool = False
+    refused: int = 0  # how many requests it refused so far
 
 
 @dataclass

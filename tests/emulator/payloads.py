@@ -178,7 +178,7 @@ def gateway_guild(world: World, g: Guild, *, initially_unavailable: bool) -> JSO
     """GUILD_CREATE data. ``unavailable: false`` marks a guild listed in READY (hikari then
     fires GuildAvailableEvent); a guild joined later has no ``unavailable`` key (GuildJoinEvent).
     """
-    channels = [world.channels[cid] for cid in g.channel_ids]
+    channels = [world.channels[cid] for cid in g.channel_ids if not world.channels[cid].deleted]
     payload: JSON = {
         **_guild_fields(g),
         "joined_at": ids.iso(g.joined_at),
@@ -197,17 +197,20 @@ def gateway_guild(world: World, g: Guild, *, initially_unavailable: bool) -> JSO
     return payload
 
 
-def webhook(world: World, w: Webhook, *, with_token: bool = True) -> JSON:
+def webhook(world: World, w: Webhook, *, with_token: bool = True, with_user: bool = True) -> JSON:
+    """An incoming webhook (type 1). Discord includes ``token`` for incoming webhooks, and
+    ``user`` (the creator) except when fetched by token."""
     payload: JSON = {
         "id": str(w.id),
         "type": 1,
         "guild_id": str(w.guild_id),
         "channel_id": str(w.channel_id),
-        "user": user(world.users[w.creator_id]),
         "name": w.name,
         "avatar": w.avatar,
         "application_id": str(w.application_id) if w.application_id else None,
     }
+    if with_user:
+        payload["user"] = user(world.users[w.creator_id])
     if with_token:
         payload["token"] = w.token
     return payload
@@ -265,6 +268,21 @@ def message(world: World, m: Message, *, include_content: bool = True, nested: b
                 else None
             )
     return payload
+
+
+def without_content(data: JSON) -> JSON:
+    """A message payload as a bot without the MESSAGE_CONTENT intent sees it."""
+    stripped: JSON = {
+        **data,
+        "content": "",
+        "attachments": [],
+        "embeds": [],
+        "components": [],
+    }
+    referenced = data.get("referenced_message")
+    if isinstance(referenced, dict):
+        stripped["referenced_message"] = without_content(referenced)
+    return stripped
 
 
 def application(world: World, flags: int) -> JSON:

@@ -54,12 +54,12 @@ class BasicRoutes:
         return json_response(
             {
                 "url": self._gateway_url(),
-                "shards": 1,
+                "shards": self.core.settings.shards,
                 "session_start_limit": {
                     "total": 1000,
                     "remaining": 999,
                     "reset_after": 14_400_000,
-                    "max_concurrency": 1,
+                    "max_concurrency": self.core.settings.max_concurrency,
                 },
             }
         )
@@ -98,12 +98,18 @@ class BasicRoutes:
         world = self.core.world
         guild = self._guild(request)
         channels = [world.channels[c] for c in guild.channel_ids]
-        return json_response([payloads.channel(world, c) for c in channels if not c.is_thread])
+        return json_response(
+            [payloads.channel(world, c) for c in channels if not c.is_thread and not c.deleted]
+        )
 
     async def get_active_threads(self, request: web.Request) -> web.Response:
         world = self.core.world
         guild = self._guild(request)
-        threads = [world.channels[c] for c in guild.channel_ids if world.channels[c].is_thread]
+        threads = [
+            world.channels[c]
+            for c in guild.channel_ids
+            if world.channels[c].is_thread and not world.channels[c].deleted
+        ]
         return json_response(
             {"threads": [payloads.channel(world, t) for t in threads], "members": []}
         )
@@ -118,6 +124,7 @@ class BasicRoutes:
 
     async def get_channel(self, request: web.Request) -> web.Response:
         channel = self.core.channel(request.match_info["channel_id"])
+        self.core.require_bot_permission(channel, ids.VIEW_CHANNEL)
         return json_response(payloads.channel(self.core.world, channel))
 
     async def trigger_typing(self, request: web.Request) -> web.Response:

@@ -35,6 +35,23 @@ def _truthy(value: str | None) -> bool:
     return (value or "").lower() in ("true", "1")
 
 
+def _int_param(name: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid_form(name, "NUMBER_TYPE_COERCE", f'Value "{raw}" is not int.') from None
+
+
+def _snowflake_param(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise invalid_form(name, "SNOWFLAKE_TYPE_INVALID", f'Value "{raw}" is not snowflake.')
+    return value
+
+
 def validate_webhook_name(field: str, name: object) -> None:
     if not isinstance(name, str) or not 1 <= len(name) <= 80:
         raise invalid_form(field, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 80 in length.")
@@ -82,26 +99,57 @@ class MessageRoutes:
         return ids.SEND_MESSAGES_IN_THREADS if channel.is_thread else ids.SEND_MESSAGES
 
     async def list_messages(self, request: web.Request) -> web.Response:
+        """Newest first, at most ``limit`` (1-100, default 50) messages; ``before``, ``after``
+        and ``around`` (mutually exclusive) page by id. ``around`` gives up to ``limit // 2``
+        older messages plus the anchor (if it exists) and newer ones up to ``limit``. Deleted
+        and ephemeral messages are not history; without Read Message History the list is
+        empty, without View Channel it is 403/50001."""
         channel = self.core.channel(request.match_info["channel_id"])
         self.core.require_bot_permission(channel, ids.VIEW_CHANNEL)
-        limit = max(1, min(100, int(request.query.get("limit", "50"))))
-        before = int(request.query.get("before", "0")) or None
-        after = int(request.query.get("after", "0")) or None
-        found = [m for m in self.core.world.channel_messages(channel.id) if not m.deleted]
-        if before is not None:
-            found = [m for m in found if m.id < before]
-        if after is not None:
-            found = [m for m in found if m.id > after]
-            chosen = found[:limit]
+        query = request.query
+        limit = _int_param("limit", query.get("limit", "50"))
+        if limit < 1:
+            raise invalid_form(
+                "limit", "NUMBER_TYPE_MIN", "int value should be greater than or equal to 1."
+            )
+        if limit > 100:
+            raise invalid_form(
+                "limit", "NUMBER_TYPE_MAX", "int value should be less than or equal to 100."
+            )
+        anchors = {
+            k: _snowflake_param(k, query[k]) for k in ("before", "after", "around") if k in query
+        }
+        if len(anchors) > 1:
+            raise invalid_form(
+                "around" if "around" in anchors else "after",
+                "INVALID_QUERY_COMBINATION",
+                "before, after and around are mutually exclusive.",
+            )
+        world = self.core.world
+        if not world.channel_permissions(channel, world.bot.id) & ids.READ_MESSAGE_HISTORY:
+            return json_response([])
+        found = sorted(
+            (m for m in world.channel_messages(channel.id) if not m.deleted and not m.is_ephemeral),
+            key=lambda m: m.id,
+        )
+        if "before" in anchors:
+            chosen = [m for m in found if m.id < anchors["before"]][-limit:]
+        elif "after" in anchors:
+            chosen = [m for m in found if m.id > anchors["after"]][:limit]
+        elif "around" in anchors:
+            older = [m for m in found if m.id < anchors["around"]]
+            older = older[len(older) - limit // 2 :] if limit // 2 else []
+            newer = [m for m in found if m.id >= anchors["around"]][: limit - len(older)]
+            chosen = older + newer
         else:
             chosen = found[-limit:]
         newest_first = sorted(chosen, key=lambda m: m.id, reverse=True)
-        return json_response([payloads.message(self.core.world, m) for m in newest_first])
+        return json_response([payloads.message(world, m) for m in newest_first])
 
     async def create_message(self, request: web.Request) -> web.Response:
         record: RecordedRequest = request[RECORD]
         channel = self.core.channel(request.match_info["channel_id"])
-        self.core.require_bot_permission(channel, ids.VIEW_CHANNEL)
+        self.core.require_dm_open(channel)
         self.core.require_bot_permission(channel, self._send_permission(channel))
         body = record.json or {}
         self.core.validate_message_body(body, record.files)
@@ -113,12 +161,14 @@ class MessageRoutes:
 
     async def get_message(self, request: web.Request) -> web.Response:
         channel = self.core.channel(request.match_info["channel_id"])
+        self.core.require_bot_permission(channel, ids.READ_MESSAGE_HISTORY)
         message = self.core.message_in(channel, request.match_info["message_id"])
         return json_response(payloads.message(self.core.world, message))
 
     async def edit_message(self, request: web.Request) -> web.Response:
         record: RecordedRequest = request[RECORD]
         channel = self.core.channel(request.match_info["channel_id"])
+        self.core.require_bot_permission(channel, ids.VIEW_CHANNEL)
         message = self.core.message_in(channel, request.match_info["message_id"])
         if message.author.id != self.core.world.bot.id or message.webhook_id is not None:
             raise DiscordError(403, 50005, "Cannot edit a message authored by another user")
@@ -128,6 +178,7 @@ class MessageRoutes:
 
     async def delete_message(self, request: web.Request) -> web.Response:
         channel = self.core.channel(request.match_info["channel_id"])
+        self.core.require_bot_permission(channel, ids.VIEW_CHANNEL)
         message = self.core.message_in(channel, request.match_info["message_id"])
         if message.author.id != self.core.world.bot.id:
             self.core.require_bot_permission(channel, ids.MANAGE_MESSAGES)
@@ -136,6 +187,7 @@ class MessageRoutes:
 
     async def add_reaction(self, request: web.Request) -> web.Response:
         channel = self.core.channel(request.match_info["channel_id"])
+        self.core.require_bot_permission(channel, ids.VIEW_CHANNEL)
         self.core.message_in(channel, request.match_info["message_id"])
         return no_content()
 
@@ -147,6 +199,8 @@ class MessageRoutes:
     # -- webhook management ----------------------------------------------------------------
 
     async def channel_webhooks(self, request: web.Request) -> web.Response:
+        """The channel's webhooks, each with ``token`` (Discord includes it for incoming
+        webhooks), ``user`` and ``application_id`` (set when an application created it)."""
         channel = self.core.channel(request.match_info["channel_id"])
         self.core.require_bot_permission(channel, ids.MANAGE_WEBHOOKS)
         world = self.core.world
@@ -187,19 +241,35 @@ class MessageRoutes:
         )
         world.webhooks[webhook.id] = webhook
         world.changed()
+        self.core.gateway.queue(
+            "WEBHOOKS_UPDATE", {"guild_id": str(webhook.guild_id), "channel_id": str(channel.id)}
+        )
         return json_response(payloads.webhook(world, webhook))
 
-    def _webhook(self, request: web.Request) -> Webhook:
-        """The live webhook named in the URL (and matching its token, when one is given)."""
+    def _webhook(self, request: web.Request, *, executing: bool = False) -> Webhook:
+        """The live webhook named in the URL (and matching its token, when one is given).
+        Without a token the bot needs Manage Webhooks in its channel; with one, a refusal
+        scripted on the channel (``refuse_webhooks``) answers instead."""
+        world = self.core.world
         try:
-            webhook = self.core.world.webhooks[int(request.match_info["webhook_id"])]
+            webhook = world.webhooks[int(request.match_info["webhook_id"])]
         except (KeyError, ValueError):
             raise unknown("Webhook", UNKNOWN_WEBHOOK) from None
         if webhook.deleted:
             raise unknown("Webhook", UNKNOWN_WEBHOOK)
         token = request.match_info.get("token")
-        if token is not None and token != webhook.token:
+        channel = world.channels.get(webhook.channel_id)
+        if token is None:
+            if channel is not None:
+                self.core.require_bot_permission(channel, ids.MANAGE_WEBHOOKS)
+            return webhook
+        if token != webhook.token:
             raise DiscordError(401, 50027, "Invalid Webhook Token")
+        refusal = channel.webhook_refusal if channel is not None else None
+        if refusal is not None and (executing or not refusal.execute_only):
+            refusal.refused += 1
+            request[RECORD].injected_fault = True
+            raise DiscordError(refusal.status, refusal.code, refusal.message)
         return webhook
 
     def _is_interaction(self, request: web.Request) -> bool:
@@ -209,14 +279,17 @@ class MessageRoutes:
 
     async def get_webhook(self, request: web.Request) -> web.Response:
         webhook = self._webhook(request)
-        return json_response(
-            payloads.webhook(self.core.world, webhook, with_token="token" in request.match_info)
-        )
+        by_token = "token" in request.match_info
+        return json_response(payloads.webhook(self.core.world, webhook, with_user=not by_token))
 
     async def delete_webhook(self, request: web.Request) -> web.Response:
         webhook = self._webhook(request)
         webhook.deleted = True
         self.core.world.changed()
+        self.core.gateway.queue(
+            "WEBHOOKS_UPDATE",
+            {"guild_id": str(webhook.guild_id), "channel_id": str(webhook.channel_id)},
+        )
         return no_content()
 
     # -- webhook messages ---------------------------------------------------------------
@@ -225,7 +298,7 @@ class MessageRoutes:
         if self._is_interaction(request):
             return await self.interactions.followup(request)
         record: RecordedRequest = request[RECORD]
-        webhook = self._webhook(request)
+        webhook = self._webhook(request, executing=True)
         body = record.json or {}
         self.core.validate_message_body(body, record.files)
         if body.get("username") is not None:
@@ -254,7 +327,7 @@ class MessageRoutes:
         if raw_thread_id is None:
             return None
         thread = self.core.world.channels.get(int(raw_thread_id))
-        if thread is None:
+        if thread is None or thread.deleted:
             raise unknown("Channel", UNKNOWN_CHANNEL)
         if not thread.is_thread or thread.parent_id != webhook.channel_id:
             raise invalid_form(

@@ -4,16 +4,17 @@ gateway (``/gateway``), plus the scripting API tests use."""
 from __future__ import annotations
 
 import fnmatch
+import http
 import logging
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
 from aiohttp import web
 
 from tests.emulator import ids, payloads
 from tests.emulator.core import Core, Settings
-from tests.emulator.gateway import Gateway, GatewayLog, Session
+from tests.emulator.gateway import Delivery, Gateway, GatewayLog, Session
 from tests.emulator.interaction_builder import (
     INTERACTION_APPLICATION_COMMAND,
     INTERACTION_AUTOCOMPLETE,
@@ -32,6 +33,7 @@ from tests.emulator.models import (
     Role,
     User,
     Webhook,
+    WebhookRefusal,
 )
 from tests.emulator.rest import RestApi
 from tests.emulator.routes_basic import BasicRoutes
@@ -42,9 +44,22 @@ from tests.emulator.state import World
 LOGGER = logging.getLogger("tests.emulator")
 
 
+_ERROR_MESSAGES = {
+    10003: "Unknown Channel",
+    10015: "Unknown Webhook",
+    50001: "Missing Access",
+    50013: "Missing Permissions",
+}
+
+
 class DiscordEmulator:
     """A scriptable Discord. Build the world (guilds, channels, users), ``await start()``,
     point ``hikari.GatewayBot(emu.token, rest_url=emu.rest_url, ...)`` at it, then drive it.
+
+    Sharding: ``settings.shards`` is what ``GET /gateway/bot`` recommends (default 1). Each
+    IDENTIFY opens one session for its ``shard``; a guild's events go to shard
+    ``(guild_id >> 22) % shard_count`` and DMs to shard 0. Gateway helpers take ``shard=``;
+    without it they mean the most recent session (the only one, unsharded).
     """
 
     def __init__(self, *, bot_name: str = "Tzurot", bot_id: int | None = None) -> None:
@@ -58,6 +73,7 @@ class DiscordEmulator:
             allowed_privileged_intents=lambda: self.settings.allowed_privileged_intents,
             changed=self.world.changed,
             now=self.world.now,
+            tailor=self._tailor,
         )
         self.core = Core(self.world, self.gateway, self.settings)
         self.rest = RestApi(self.core, lambda: self.token)
@@ -70,6 +86,9 @@ class DiscordEmulator:
 
     def _member_chunk(self, request: JSON) -> JSON | None:
         return self.core.member_chunk(request)
+
+    def _tailor(self, session: Session, event: str, data: JSON) -> JSON | None:
+        return self.core.tailor(session, event, data)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -155,17 +174,66 @@ class DiscordEmulator:
 
     @property
     def intents(self) -> int | None:
-        """The intents of the bot's current session, as sent in IDENTIFY."""
+        """The intents of the most recent session (any shard), as sent in IDENTIFY."""
         return self.gateway.intents
+
+    def shard_of(self, guild: Guild | int, shard_count: int | None = None) -> int:
+        """The shard Discord routes ``guild``'s events to (``shard_count`` default
+        ``settings.shards``)."""
+        guild_id = guild if isinstance(guild, int) else guild.id
+        return ids.shard_of(guild_id, shard_count or self.settings.shards)
+
+    def session_for(self, shard: int) -> Session | None:
+        """The newest live (connected or resumable) session of ``shard``."""
+        return self.gateway.shard_session(shard)
+
+    def connected_shards(self) -> list[int]:
+        """Shard ids that have a live, connected session."""
+        return sorted({s.shard_id for s in self.gateway.live_sessions() if s.connection})
+
+    def dispatches(self, event: str | None = None, *, shard: int | None = None) -> list[Delivery]:
+        """Numbered dispatches given to sessions (sent, or buffered for RESUME; replays on
+        RESUME are entries with ``replayed=True``), optionally of one event / shard."""
+        return [
+            d
+            for d in self.gateway.log.deliveries
+            if (event is None or d.event == event) and (shard is None or d.shard_id == shard)
+        ]
+
+    def shards_that_received(self, item: Message | Interaction) -> list[int]:
+        """Which shards got ``item``'s MESSAGE_CREATE / INTERACTION_CREATE (sent or buffered,
+        replays not counted), sorted."""
+        event = "INTERACTION_CREATE" if isinstance(item, Interaction) else "MESSAGE_CREATE"
+        return sorted(
+            {
+                d.shard_id
+                for d in self.dispatches(event)
+                if not d.replayed and d.data.get("id") == str(item.id)
+            }
+        )
 
     # -- building the world -------------------------------------------------------------------
 
     def add_guild(
-        self, name: str = "Test Guild", *, bot_permissions: int = ids.BOT_PERMISSIONS
+        self,
+        name: str = "Test Guild",
+        *,
+        bot_permissions: int = ids.BOT_PERMISSIONS,
+        shard: int | None = None,
+        shard_count: int | None = None,
     ) -> Guild:
         """A guild with @everyone, a managed role for the bot holding ``bot_permissions``
-        (default includes Manage Webhooks) and the bot as member. Existing users join it."""
-        guild = self.world.new_guild(name, bot_permissions)
+        (default includes Manage Webhooks) and the bot as member. Existing users join it.
+        With ``shard``, its id is chosen so that it lands on that shard of ``shard_count``
+        (default ``settings.shards``)."""
+        guild_id = None
+        if shard is not None:
+            guild_id = self.world.snowflakes.next_on_shard(
+                shard, shard_count or self.settings.shards
+            )
+        elif shard_count is not None:
+            raise ValueError("shard_count without shard")
+        guild = self.world.new_guild(name, bot_permissions, guild_id=guild_id)
         for user in self.world.users.values():
             if user.id not in guild.members and user is not self.world.owner:
                 guild.members[user.id] = Member(guild_id=guild.id, user_id=user.id)
@@ -229,6 +297,135 @@ class DiscordEmulator:
     def remove_manage_webhooks(self, channel: Channel) -> None:
         """Deny the bot Manage Webhooks in this channel: creating webhooks then gets 403/50013."""
         self.set_permissions(channel, self.world.bot, deny=ids.MANAGE_WEBHOOKS)
+
+    def lose_access(self, channel: Channel) -> None:
+        """The bot can no longer see ``channel`` (a member overwrite denying View Channel, on
+        the parent for a thread), as when a moderator hides it: every bot route on it then
+        answers 403/50001 Missing Access (send, create/list webhooks, fetch, history, typing)
+        and its messages no longer reach the gateway. Webhooks the bot already has keep
+        working, as on Discord (see ``refuse_webhooks``). CHANNEL_UPDATE is dispatched."""
+        target = self.world.permission_channel(channel)
+        own = target.overwrites.get(self.world.bot.id)
+        allow = own.allow if own is not None and own.type == 1 else 0
+        deny = own.deny if own is not None and own.type == 1 else 0
+        self.set_permissions(
+            channel, self.world.bot, allow=allow & ~ids.VIEW_CHANNEL, deny=deny | ids.VIEW_CHANNEL
+        )
+        if self.world.channel_permissions(channel, self.world.bot.id) & ids.VIEW_CHANNEL:
+            raise ValueError("the bot is an administrator: overwrites cannot hide a channel")
+
+    def regain_access(self, channel: Channel) -> None:
+        """Undo ``lose_access``."""
+        target = self.world.permission_channel(channel)
+        own = target.overwrites.get(self.world.bot.id)
+        if own is None or own.type != 1:
+            return
+        own.deny &= ~ids.VIEW_CHANNEL
+        if not own.allow and not own.deny:
+            del target.overwrites[self.world.bot.id]
+        self.world.changed()
+        self.gateway.queue("CHANNEL_UPDATE", payloads.channel(self.world, target))
+
+    def refuse_webhooks(
+        self,
+        channel: Channel,
+        *,
+        status: int = 403,
+        code: int = 50013,
+        message: str | None = None,
+        execute_only: bool = False,
+    ) -> WebhookRefusal:
+        """Every webhook of ``channel`` (the parent, for a thread; existing ones and any made
+        later) answers ``status``/``code`` to executes, and unless ``execute_only`` to edits,
+        deletes and fetches of its messages through the token too, until ``accept_webhooks``.
+        Discord says 403/50013 when the webhook lost its rights, 404/10015 when it is gone.
+        The returned object counts refusals (``.refused``)."""
+        target = self.world.permission_channel(channel)
+        text = message or _ERROR_MESSAGES.get(code) or http.HTTPStatus(status).phrase
+        target.webhook_refusal = WebhookRefusal(status, code, text, execute_only)
+        self.world.changed()
+        return target.webhook_refusal
+
+    def accept_webhooks(self, channel: Channel) -> None:
+        """Undo ``refuse_webhooks``."""
+        self.world.permission_channel(channel).webhook_refusal = None
+        self.world.changed()
+
+    def delete_channel(self, channel: Channel) -> None:
+        """A moderator deletes the channel (or thread): every route on it answers 404/10003
+        Unknown Channel, its threads go with it, its webhooks are deleted (executing them:
+        404/10015), and CHANNEL_DELETE (THREAD_DELETE for threads) is dispatched. The
+        ``Channel`` object, its messages and ``emu.channel`` stay for assertions."""
+        world = self.world
+        if channel.is_dm or channel.guild_id is None:
+            raise ValueError("only guild channels and threads can be deleted")
+        if channel.deleted:
+            return
+        threads = [
+            c
+            for c in world.channels.values()
+            if c.parent_id == channel.id and c.is_thread and not c.deleted
+        ]
+        for doomed in [channel, *threads]:
+            doomed.deleted = True
+        for webhook in world.webhooks.values():
+            if webhook.channel_id == channel.id:
+                webhook.deleted = True
+        world.changed()
+        for thread in threads:
+            self.gateway.queue("THREAD_DELETE", self._thread_delete(thread))
+        if channel.is_thread:
+            self.gateway.queue("THREAD_DELETE", self._thread_delete(channel))
+        else:
+            self.gateway.queue("CHANNEL_DELETE", payloads.channel(world, channel))
+
+    @staticmethod
+    def _thread_delete(thread: Channel) -> JSON:
+        return {
+            "id": str(thread.id),
+            "guild_id": str(thread.guild_id),
+            "parent_id": str(thread.parent_id),
+            "type": thread.type,
+        }
+
+    def close_dms(self, user: User) -> None:
+        """``user`` blocks the bot / turns DMs off: the bot sending to their DM channel gets
+        403/50007 Cannot send messages to this user (opening the DM channel still works).
+        Discord also answers 50007 when the user shares no guild with the bot; so does this."""
+        user.dms_closed = True
+        self.world.changed()
+
+    def open_dms(self, user: User) -> None:
+        """Undo ``close_dms``."""
+        user.dms_closed = False
+        self.world.changed()
+
+    def add_webhook(
+        self, channel: Channel, name: str = "Captain Hook", *, creator: User | None = None
+    ) -> Webhook:
+        """A webhook that already exists in ``channel``: by default one the bot's application
+        made (e.g. in an earlier run: ``application_id`` set), or one ``creator`` (a user) made
+        by hand (no ``application_id``). Dispatches WEBHOOKS_UPDATE."""
+        world = self.world
+        target = world.permission_channel(channel)
+        if target.guild_id is None:
+            raise ValueError("DM channels have no webhooks")
+        by_bot = creator is None or creator.id == world.bot.id
+        webhook = Webhook(
+            id=world.snowflakes.next(),
+            token=ids.new_token(),
+            guild_id=target.guild_id,
+            channel_id=target.id,
+            name=name,
+            application_id=world.application_id if by_bot else None,
+            creator_id=world.bot.id if creator is None else creator.id,
+        )
+        world.webhooks[webhook.id] = webhook
+        world.changed()
+        self.gateway.queue(
+            "WEBHOOKS_UPDATE", {"guild_id": str(webhook.guild_id), "channel_id": str(target.id)}
+        )
+        return webhook
 
     def webhooks_in(self, channel: Channel) -> list[Webhook]:
         return [
@@ -326,7 +523,10 @@ class DiscordEmulator:
         reply_to: Message | None = None,
         mentions: list[User] | None = None,
     ) -> Message:
-        """``author`` writes in a guild channel or thread; the bot gets MESSAGE_CREATE."""
+        """``author`` writes in a guild channel or thread; the bot gets MESSAGE_CREATE (on the
+        guild's shard; not at all if it cannot view the channel)."""
+        if channel.deleted:
+            raise ValueError(f"#{channel.name} was deleted")
         message = self._user_message(channel, author, content, reply_to, mentions)
         await self.gateway.dispatch("MESSAGE_CREATE", self.core.message_event(message))
         return message
@@ -334,7 +534,7 @@ class DiscordEmulator:
     async def send_dm(
         self, user: User, content: str, *, reply_to: Message | None = None
     ) -> Message:
-        """``user`` writes to the bot in their DM channel."""
+        """``user`` writes to the bot in their DM channel (delivered to shard 0)."""
         channel = self.world.dm_channel(user)
         return await self.post_message(channel, user, content, reply_to=reply_to)
 
@@ -419,32 +619,64 @@ class DiscordEmulator:
 
     # -- gateway control ----------------------------------------------------------------------
 
-    async def wait_until_ready(self, timeout: float = 10.0) -> None:
-        """The bot IDENTIFY'd and got READY (and every GUILD_CREATE)."""
+    async def wait_until_ready(self, timeout: float = 10.0, *, shard: int | None = None) -> None:
+        """The bot IDENTIFY'd and got READY (and every GUILD_CREATE), and the most recent
+        session is connected; with ``shard``: that shard's newest session is READY and
+        connected."""
+        if shard is not None:
+            await self.wait_for_shards([shard], timeout)
+            return
         await self.world.notifier.wait_for(
             lambda: self.gateway.log.ready_count > 0 and self.gateway.connected,
             timeout,
             lambda: f"the bot to IDENTIFY (connects so far: {self.gateway.log.connects})",
         )
 
-    async def wait_for_resume(self, count: int = 1, timeout: float = 10.0) -> None:
-        """``count`` successful RESUMEs in total (RESUMED sent)."""
+    async def wait_for_shards(self, shards: Iterable[int], timeout: float = 10.0) -> None:
+        """Every shard in ``shards`` has a READY, connected session."""
+        wanted = sorted(set(shards))
         await self.world.notifier.wait_for(
-            lambda: self.gateway.log.resumed_count >= count and self.gateway.connected,
+            lambda: all(self.gateway.shard_ready(s) for s in wanted),
             timeout,
-            lambda: f"{count} RESUME(s); seen {len(self.gateway.log.resumes)} attempts",
+            lambda: f"shards {wanted} READY; connected: {self.connected_shards()}",
         )
 
-    async def drop_connection(self, *, code: int = 4000, abrupt: bool = False) -> None:
-        """Close the bot's websocket (close ``code``, or ``abrupt`` TCP abort). The session
-        stays resumable; dispatches made meanwhile are replayed on RESUME."""
-        await self.gateway.drop(code=code, abrupt=abrupt)
+    async def wait_for_resume(
+        self, count: int = 1, timeout: float = 10.0, *, shard: int | None = None
+    ) -> None:
+        """``count`` successful RESUMEs in total (RESUMED sent) and the most recent session
+        connected; with ``shard``: ``count`` RESUMEs of that shard, and it is connected."""
+        log = self.gateway.log
 
-    async def send_reconnect(self) -> None:
-        await self.gateway.send_op(7)
+        def done() -> bool:
+            if shard is None:
+                return log.resumed_count >= count and self.gateway.connected
+            return log.resumed_shards.count(shard) >= count and self.gateway.shard_ready(shard)
 
-    async def invalidate_session(self, *, resumable: bool = False) -> None:
-        await self.gateway.send_op(9, resumable)
+        await self.world.notifier.wait_for(
+            done,
+            timeout,
+            lambda: (
+                f"{count} RESUME(s) (shard={shard}); seen {len(log.resumes)} attempts, "
+                f"resumed shards {log.resumed_shards}"
+            ),
+        )
+
+    async def drop_connection(
+        self, *, code: int = 4000, abrupt: bool = False, shard: int | None = None
+    ) -> None:
+        """Close the bot's websocket (close ``code``, or ``abrupt`` TCP abort): the most recent
+        session's, or ``shard``'s. The session stays resumable; dispatches made meanwhile are
+        replayed on RESUME. Other shards are not touched."""
+        await self.gateway.drop(code=code, abrupt=abrupt, shard=shard)
+
+    async def send_reconnect(self, *, shard: int | None = None) -> None:
+        await self.gateway.send_op(7, shard=shard)
+
+    async def invalidate_session(
+        self, *, resumable: bool = False, shard: int | None = None
+    ) -> None:
+        await self.gateway.send_op(9, resumable, shard=shard)
 
     # -- what the bot did ----------------------------------------------------------------------
 

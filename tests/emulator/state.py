@@ -127,8 +127,8 @@ class World:
 
     # -- builders ----------------------------------------------------------------------
 
-    def new_guild(self, name: str, bot_permissions: int) -> Guild:
-        guild_id = self.snowflakes.next()
+    def new_guild(self, name: str, bot_permissions: int, *, guild_id: int | None = None) -> Guild:
+        guild_id = guild_id if guild_id is not None else self.snowflakes.next()
         guild = Guild(id=guild_id, name=name, owner_id=self.owner.id)
         guild.roles[guild_id] = Role(
             id=guild_id, guild_id=guild_id, name="@everyone", permissions=ids.EVERYONE_PERMISSIONS

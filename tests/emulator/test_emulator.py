@@ -6,7 +6,6 @@ import asyncio
 import json
 import zlib
 from collections.abc import AsyncIterator
-from typing import Generic, TypeVar
 
 import aiohttp
 import hikari
@@ -22,24 +21,9 @@ from tests.emulator import (
     running_bot,
 )
 from tests.emulator import payloads as emu_payloads
+from tests.emulator.hikari_helpers import Events
 
 pytestmark = pytest.mark.timeout(30)
-
-E = TypeVar("E", bound=hikari.Event)
-
-
-class Events(Generic[E]):
-    """Collects events of one type from the bot; ``next()`` waits on a queue, no polling."""
-
-    def __init__(self, bot: hikari.GatewayBot, event_type: type[E]) -> None:
-        self.queue: asyncio.Queue[E] = asyncio.Queue()
-        bot.subscribe(event_type, self._on_event)
-
-    async def _on_event(self, event: E) -> None:
-        await self.queue.put(event)
-
-    async def next(self, timeout: float = 5.0) -> E:
-        return await asyncio.wait_for(self.queue.get(), timeout)
 
 
 @pytest.fixture
