@@ -231,9 +231,9 @@ class Application:
 
 
 async def _quietly(check: Awaitable[bool]) -> bool:
-    """A health probe that fails (Redis gone) reports True ("stalled") within a second."""
+    """A health probe that fails (Redis gone) reports True ("stalled") within 2 seconds."""
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(2.0):
             return bool(await check)
     except Exception:
         return True

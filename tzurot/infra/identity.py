@@ -6,8 +6,10 @@ predecessor left unfinished at once; and it is unique among live processes, so t
 never share one: a name whose lease a live process holds gets the next suffix (`-2`, `-3`, ...).
 
 A lease held by a dead process on this very host (same host name and pid namespace, and its pid
-gone or reused by another program) is taken over at once; one held on another host is waited
-out (it expires LEASE_SECONDS after that process last renewed it).
+gone or reused by another program) is taken over at once. One held under the same host name
+from another pid namespace (a restarted container keeps its host name, not its pid namespace)
+is watched for one renewal period: not renewed, it is taken over. One held on another host is
+waited out (it expires LEASE_SECONDS after that process last renewed it).
 """
 
 from __future__ import annotations
@@ -109,6 +111,10 @@ def is_dead_here(holder: Holder, me: Holder) -> bool:
     return _start_time(holder.pid) != holder.started
 
 
+def _same_host_name(holder: Holder, me: Holder) -> bool:
+    return holder.host.split("/", 1)[0] == me.host.split("/", 1)[0]
+
+
 class ProcessIdentity:
     def __init__(self, redis: Redis, base_name: str) -> None:
         self._redis = redis
@@ -136,10 +142,22 @@ class ProcessIdentity:
                 continue  # it lapsed just now; the next start takes it
             holder = Holder.load(raw)
             dead = holder is None or is_dead_here(holder, self._me)
+            if not dead and holder is not None and _same_host_name(holder, self._me):
+                dead = await self._not_renewed(key, raw)
             if dead and await self._swap(keys=[key], args=[raw, self._mine, ttl_ms]):
                 log.info("took over the name of a process that died here", name=name)
                 return self._took(name)
         raise RuntimeError(f"no free process name for {self._base!r} (tried {_MAX_SUFFIX})")
+
+    async def _not_renewed(self, key: str, raw: bytes | str) -> bool:
+        """Whether the lease goes a whole renewal period without being renewed."""
+        before = await self._redis.pttl(key)
+        await asyncio.sleep(RENEW_EVERY_SECONDS + 1.0)
+        after = await self._redis.pttl(key)
+        still = await self._redis.get(key)
+        if still is None:
+            return True
+        return still == raw and 0 <= after < before - RENEW_EVERY_SECONDS * 1000
 
     def _took(self, name: str) -> str:
         self.name = name

@@ -123,6 +123,11 @@ class JobQueue:
         state = _STATE[job.status]
         error = None
         refused = "failure" in job.meta  # its payload was refused: it will never have a result
+        if state in {"failed", "completed"} and not refused:
+            # Its result may have been recorded between the two reads above.
+            result = await self._results.get(job_id)
+            if result is not None:
+                return _view_of(result)
         if refused or state in {"failed", "completed"}:
             # Finished (or about to) without a result: the payload was refused, or the job was
             # lost. The failure recorded for it (if any) is in its metadata.
