@@ -254,6 +254,10 @@ class Fault:
     is_global: bool = False
     scope: str = "user"
     limited_until: float | None = None  # loop time; set when a 429 is served
+    # Discord carried the request out, then the answer failed (a 5xx after the message was
+    # created, or a connection lost): the effect happens, `delay` s pass, the fault answers.
+    after_effect: bool = False
+    delay: float = 0.0
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import fnmatch
 import http
 import json
@@ -118,9 +120,15 @@ class RestApi:
         try:
             record.json, record.files = await read_body(request)
             fault = self._take_fault(record)
-            if fault is not None:
+            if fault is not None and fault.after_effect:
                 record.injected_fault = True
+                self._check_auth(request, record)
+                await handler(request)
+                await asyncio.sleep(fault.delay)
                 response: web.StreamResponse = self._fault_response(fault, record)
+            elif fault is not None:
+                record.injected_fault = True
+                response = self._fault_response(fault, record)
             else:
                 self._check_auth(request, record)
                 response = await handler(request)

@@ -454,11 +454,14 @@ class DiscordEmulator:
         message: str | None = None,
         is_global: bool = False,
         scope: str = "user",
+        after_effect: bool = False,
+        delay: float = 0.0,
     ) -> Fault:
         """The next ``count`` requests ``method`` (or ``"*"``) to a path matching the glob
         ``path_pattern`` (without ``/api/v10``, e.g. ``"/webhooks/*"``) fail with ``status``.
         A 429 carries ``retry_after`` (default 1 s) in the body and the ``Retry-After`` /
-        ``X-RateLimit-*`` headers Discord sends."""
+        ``X-RateLimit-*`` headers Discord sends. With ``after_effect`` the request is carried
+        out first (the message is posted), then, ``delay`` s later, the fault answers."""
         fault = Fault(
             method=method.upper(),
             path_pattern=path_pattern,
@@ -469,6 +472,8 @@ class DiscordEmulator:
             message=message,
             is_global=is_global,
             scope=scope,
+            after_effect=after_effect,
+            delay=delay,
         )
         self.rest.add_fault(fault)
         return fault
