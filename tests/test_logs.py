@@ -29,7 +29,7 @@ def test_records_carry_correlation_ids_from_context() -> None:
 
     with log_context(request_id="r-1", job_id="llm-r-1", personality="lilith"):
         log.info("inside")
-        logging.getLogger("saq").info("library record %s", "formatted")
+        logging.getLogger("saq").warning("library record %s", "formatted")
     log.info("outside")
 
     inside, library, outside = records(stream)
@@ -93,7 +93,7 @@ def test_a_record_that_cannot_be_formatted_does_not_print_its_arguments(
 ) -> None:
     stream = io.StringIO()
     configure_logging("INFO", "json", secrets=[SECRET], stream=stream)
-    logging.getLogger("saq").info("needs a number: %d", SECRET)
+    logging.getLogger("saq").warning("needs a number: %d", SECRET)
     err = capsys.readouterr().err
     assert SECRET not in err + stream.getvalue()
     assert "logging error in saq" in err

@@ -12,6 +12,7 @@ step needs is in Redis, so any process may post any reply.
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime
 
 import hikari
@@ -101,7 +102,6 @@ class MessagePath:
             location="a direct message" if message.is_dm else None,
             source_message_id=message.id,
             delivery=delivery,
-            created_at=message.created_at,
         )
         if await self._submit(request, order_of(message.created_at, index)):
             if message.is_dm:
@@ -138,7 +138,6 @@ class MessagePath:
                 interaction_id=str(interaction.id),
                 application_id=str(interaction.application_id),
             ),
-            created_at=interaction.created_at,
         )
         if await self._submit(request, order_of(interaction.created_at, 0)):
             await self._typing.start(
@@ -161,8 +160,8 @@ class MessagePath:
                                 avatar_url=personality.avatar_url),
                 personality_slug=personality.slug,
                 error_message=personality.error_message,
-                order=order,
-                created_at=request.created_at.timestamp(),
+                order=order,  # Discord's clock orders; ours times (they may disagree)
+                created_at=time.time(),
             )
         )  # fmt: skip
         submission = await self._jobs.submit(request)

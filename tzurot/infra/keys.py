@@ -122,6 +122,11 @@ DELIVERY = KeyFamily(
     "tzurot:delivery:{job_id}", "discord.delivery", 7 * DAY,
     meaning="the one delivered record: chunks posted, the chunk in flight, attempts, outcome",
 )  # fmt: skip
+DELIVERY_FAILING = KeyFamily(
+    "tzurot:delivery-failing", "discord.delivery", None,
+    bounded_by="one member per reply Discord keeps refusing for now (until posted or given up)",
+    meaning="replies waiting for a retry, scored by their first refusal (for /health)",
+)  # fmt: skip
 DELIVERY_LAST = KeyFamily(
     "tzurot:delivery-last", "discord.delivery", None, bounded_by="one key",
     meaning="when any process last delivered a reply (for /health)",
@@ -155,7 +160,7 @@ NOTICE = KeyFamily(
 OURS: tuple[KeyFamily, ...] = (
     CLAIM, RESULT, RESULTS_STREAM, STATS, SIGNING_SECRET, CRON_TICK, PROCESS_LEASE,
     PERSONALITY, PERSONALITY_INDEX, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS, TRANSCRIPT_ACTIVE,
-    LANE, LANES, LANE_LEASE, DELIVERY, DELIVERY_LAST, INTERACTION, TYPING, SAID_BY, DM_LAST,
+    LANE, LANES, LANE_LEASE, DELIVERY, DELIVERY_FAILING, DELIVERY_LAST, INTERACTION, TYPING, SAID_BY, DM_LAST,
     WEBHOOK, NOTICE,
 )  # fmt: skip
 

@@ -190,15 +190,6 @@ class ResultLog:
         if entry_ids:
             await self._redis.xack(RESULTS_STREAM.key(), group, *entry_ids)
 
-    async def oldest_waiting_ms(self, group: str) -> int | None:
-        """When the oldest entry not yet acknowledged (read or not) was added."""
-        summary: Any = await self._redis.xpending(RESULTS_STREAM.key(), group)
-        oldest = [await self.oldest_unread_ms(group)]
-        if summary and int(summary.get("pending") or 0) > 0 and summary.get("min"):
-            oldest.append(int(as_text(summary["min"]).split("-", 1)[0]))
-        found = [ms for ms in oldest if ms is not None]
-        return min(found) if found else None
-
     async def oldest_unread_ms(self, group: str) -> int | None:
         """When the oldest entry no consumer has read yet was added (None: all read)."""
         groups: Any = await self._redis.xinfo_groups(RESULTS_STREAM.key())

@@ -2,7 +2,8 @@
 
 `tzurot:delivery:{jobId}` is a hash: `posted:{i}` holds the message id of chunk i once it is
 posted, `attempts` counts delivery attempts, `next_at` holds when a transient failure may be
-tried again, `outcome` says how it ended (`delivered`, or `failed:{category}:{reference}`).
+tried again, `outcome` says how it ended (`delivered`, or `failed:{category}:{reference}`). Replies Discord
+keeps refusing for now are also listed in `tzurot:delivery-failing` (for /health).
 A delivery attempt that is not the first may have posted a chunk without recording it (the
 process died in between, or Discord failed after accepting it): such an attempt looks at the
 channel before posting that chunk again.
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
-from tzurot.infra.keys import DELIVERY, DELIVERY_LAST
+from tzurot.infra.keys import DELIVERY, DELIVERY_FAILING, DELIVERY_LAST
 from tzurot.infra.redis_client import as_text
 
 _TTL = DELIVERY.ttl_seconds or 7 * 24 * 3600
@@ -61,14 +63,25 @@ class DeliveryRecords:
         await self._redis.hset(DELIVERY.key(job_id=job_id), f"posted:{index}", message_id)
 
     async def retry_at(self, job_id: str, at: float) -> None:
-        await self._redis.hset(DELIVERY.key(job_id=job_id), "next_at", repr(at))
+        """Discord refused for now: try again at `at`; counted as failing since the first."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(DELIVERY.key(job_id=job_id), "next_at", repr(at))
+            pipe.zadd(DELIVERY_FAILING.key(), {job_id: time.time()}, nx=True)
+            await pipe.execute()
 
-    async def finish(self, job_id: str, outcome: str) -> None:
+    async def finish(self, job_id: str, outcome: str, *, failed_before: bool) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(DELIVERY.key(job_id=job_id), "outcome", outcome)
             if outcome == "delivered":
                 pipe.set(DELIVERY_LAST.key(), repr(time.time()))
+            if failed_before:
+                pipe.zrem(DELIVERY_FAILING.key(), job_id)
             await pipe.execute()
+
+    async def failing_since(self) -> float | None:
+        """When the longest-refused reply still waiting was first refused."""
+        oldest: Any = await self._redis.zrange(DELIVERY_FAILING.key(), 0, 0, withscores=True)
+        return float(oldest[0][1]) if oldest else None
 
     async def outcomes(self, job_ids: list[str]) -> dict[str, str | None]:
         async with self._redis.pipeline(transaction=False) as pipe:

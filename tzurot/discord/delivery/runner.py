@@ -244,17 +244,22 @@ class DeliveryRunner:
             result = await self._jobs.result(ticket.job_id)
             failure = None
             if result is None:
-                failure = await self._lost(ticket)
-                if failure is None:
+                result, failure = await self._finished_since_or_lost(ticket)
+                if result is None and failure is None:
                     return _Outcome(_Step.WAIT)  # still being generated
             record = await self._records.begin(ticket.job_id)
             return await self._post(ticket, result, failure, record)
 
-    async def _lost(self, ticket: Ticket) -> GenerationFailure | None:
-        """Why the head's job will never give a result; None while it may still give one."""
+    async def _finished_since_or_lost(
+        self, ticket: Ticket
+    ) -> tuple[GenerationResult | None, GenerationFailure | None]:
+        """The head had no result a moment ago: its result if it has one now, or why it will
+        never have one; (None, None) while it may still get one."""
         view = await self._jobs.status(ticket.job_id)
+        if view is not None and view.result is not None:
+            return view.result, None
         if view is not None and view.done:
-            return view.failure or GenerationFailure(category="timeout", message="job lost")
+            return None, view.failure or GenerationFailure(category="timeout", message="lost")
         age = time.time() - ticket.created_at
         # A ticket goes in just before its job does: a missing job is lost only after a while.
         missing = view is None and age > _LOOK_AGAIN_SECONDS
@@ -262,8 +267,8 @@ class DeliveryRunner:
         if missing or overdue:
             reason = "the job was lost" if missing else "the job never finished"
             log.warning("a reply's job will never finish; telling the user", reason=reason)
-            return GenerationFailure(category="timeout", message=reason)
-        return None
+            return None, GenerationFailure(category="timeout", message=reason)
+        return None, None
 
     async def _post(
         self,
@@ -276,7 +281,7 @@ class DeliveryRunner:
             await self._post_reply(ticket, result, failure, record)
         except DeliveryError as error:
             return await self._refused(ticket, result, record, error)
-        await self._records.finish(ticket.job_id, "delivered")
+        await self._records.finish(ticket.job_id, "delivered", failed_before=record.next_at > 0)
         await self._settled(ticket)
         if result is not None:
             await self._results.delivered(result)
@@ -302,7 +307,9 @@ class DeliveryRunner:
                         delay_s=round(delay, 2), attempt=record.attempts)  # fmt: skip
             return _Outcome(_Step.WAIT, delay)
         reference = new_reference_id()
-        await self._records.finish(ticket.job_id, f"failed:{error.category}:{reference}")
+        await self._records.finish(
+            ticket.job_id, f"failed:{error.category}:{reference}", failed_before=record.next_at > 0
+        )
         await self._settled(ticket)
         if result is not None:
             await self._results.delivered(result)
@@ -360,13 +367,17 @@ class DeliveryRunner:
     # -- health ------------------------------------------------------------------------------------
 
     async def stalled(self) -> bool:
-        """Replies have waited DELIVERY_STALL_SECONDS, and nothing was delivered meanwhile."""
+        """Replies have waited DELIVERY_STALL_SECONDS (Discord kept refusing them, or no
+        process read them), and nothing was delivered meanwhile. A reply that waits its turn
+        behind a slower one in its channel does not count."""
         now = time.time()
         last = await self._records.last_delivered_at()
         if last is not None and now - last < self._stall_seconds:
             return False
-        oldest = await self._results.oldest_waiting_ms(GROUP)
-        return oldest is not None and now - oldest / 1000 >= self._stall_seconds
+        failing = await self._records.failing_since()
+        unread_ms = await self._results.oldest_unread_ms(GROUP)
+        waits = [t for t in (failing, unread_ms / 1000 if unread_ms else None) if t is not None]
+        return bool(waits) and now - min(waits) >= self._stall_seconds
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
