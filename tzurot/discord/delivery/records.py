@@ -2,8 +2,8 @@
 
 `tzurot:delivery:{jobId}` is a hash: `posted:{i}` holds the message id of chunk i once it is
 posted, `attempts` counts delivery attempts, `next_at` holds when a transient failure may be
-tried again, `outcome` says how it ended (`delivered`, or `failed:{category}:{reference}`). Replies Discord
-keeps refusing for now are also listed in `tzurot:delivery-failing` (for /health).
+tried again, `outcome` says how it ended (`delivered`, or `failed:{category}:{reference}`).
+Replies Discord keeps refusing for now are also listed in `tzurot:delivery-failing` (/health).
 A delivery attempt that is not the first may have posted a chunk without recording it (the
 process died in between, or Discord failed after accepting it): such an attempt looks at the
 channel before posting that chunk again.
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
