@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.emulator import Channel, DiscordEmulator
-from tests.fixtures.app import TzurotProcess, settings_env
+from tests.fixtures.app import TzurotProcess
+from tests.fixtures.bot import discord_process_env
 from tests.fixtures.fake_llm import FakeLLM, Step
 from tests.fixtures.redis_server import RedisServer
 
@@ -23,18 +24,6 @@ def processes() -> Iterator[list[TzurotProcess]]:
     yield started
     for process in started:
         process.ensure_stopped()
-
-
-def bot_env(
-    emu: DiscordEmulator, redis_server: RedisServer, fake_llm: FakeLLM, personalities: Path,
-    **extra: str,
-) -> dict[str, str]:  # fmt: skip
-    env = {"DISCORD_DEV_GUILD_ID": str(emu.guild.id), **extra}
-    return settings_env(
-        redis_server.url, fake_llm.base_url, personalities,
-        COMPONENTS="discord,api,worker", DISCORD_TOKEN=emu.token,
-        DISCORD_REST_URL=emu.rest_url, **env,
-    )  # fmt: skip
 
 
 async def two_shards(
@@ -51,9 +40,11 @@ async def two_shards(
     channels = [emu.add_text_channel(guild, f"general-{n}") for n, guild in enumerate(guilds)]
     started = []
     for shard in (0, 1):
-        env = bot_env(emu, redis_server, fake_llm, personalities, DISCORD_SHARD_COUNT="2",
-                      DISCORD_SHARD_IDS=str(shard), PROCESS_NAME=f"shard-{shard}",
-                      DISCORD_DEV_GUILD_ID=str(guilds[0].id))  # fmt: skip
+        env = discord_process_env(
+            emu, redis_server, fake_llm, personalities, DISCORD_SHARD_COUNT="2",
+            DISCORD_SHARD_IDS=str(shard), PROCESS_NAME=f"shard-{shard}",
+            DISCORD_DEV_GUILD_ID=str(guilds[0].id),
+        )  # fmt: skip
         process = TzurotProcess(env, tmp_path / f"shard-{shard}.log")
         processes.append(process)
         started.append(process)
@@ -154,7 +145,7 @@ async def test_a_reply_posted_just_before_a_crash_is_not_posted_again(
     processes: list[TzurotProcess],
 ) -> None:
     emu = discord_emulator
-    env = bot_env(emu, redis_server, fake_llm, personalities_dir, PROCESS_NAME="box")
+    env = discord_process_env(emu, redis_server, fake_llm, personalities_dir, PROCESS_NAME="box")
     process = TzurotProcess(env, tmp_path / "box.log")
     processes.append(process)
     await process.start()

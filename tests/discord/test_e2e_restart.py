@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 
 from tests.emulator import DiscordEmulator
-from tests.fixtures.app import TzurotProcess, settings_env
+from tests.fixtures.app import TzurotProcess
+from tests.fixtures.bot import discord_process_env
 from tests.fixtures.fake_llm import FakeLLM
 from tests.fixtures.redis_server import RedisServer
 
@@ -19,15 +20,7 @@ async def test_a_reply_generated_before_a_crash_is_posted_once_after_restart(
     tmp_path: Path,
 ) -> None:
     emu = discord_emulator
-    env = settings_env(
-        redis_server.url,
-        fake_llm.base_url,
-        personalities_dir,
-        COMPONENTS="discord,api,worker",
-        DISCORD_TOKEN=emu.token,
-        DISCORD_REST_URL=emu.rest_url,
-        DISCORD_DEV_GUILD_ID=str(emu.guild.id),
-    )
+    env = discord_process_env(emu, redis_server, fake_llm, personalities_dir)
     process = TzurotProcess(env, tmp_path / "tzurot.log")
     alice = emu.add_user("alice")
     # Discord is down for webhook posts: the first process generates but cannot deliver.

@@ -29,7 +29,8 @@ from redis.asyncio import Redis
 
 from tests.emulator import DiscordEmulator, EmulatorTimeoutError, RecordedRequest
 from tests.emulator.models import Channel, User
-from tests.fixtures.app import API_TOKEN, LLM_KEY, SIGNING_KEY, TzurotProcess, settings_env
+from tests.fixtures.app import API_TOKEN, LLM_KEY, SIGNING_KEY, TzurotProcess
+from tests.fixtures.bot import discord_process_env
 from tests.fixtures.fake_llm import FakeLLM
 from tests.fixtures.redis_server import RedisServer
 
@@ -167,16 +168,7 @@ async def test_discord_errors_on_webhook_routes_leave_no_secret_in_the_log(
 ) -> None:
     emu = discord_emulator
     locked = emu.add_text_channel(emu.guild, "locked")
-    env = settings_env(
-        redis_server.url,
-        fake_llm.base_url,
-        personalities_dir,
-        COMPONENTS="discord,api,worker",
-        DISCORD_TOKEN=emu.token,
-        DISCORD_REST_URL=emu.rest_url,
-        DISCORD_DEV_GUILD_ID=str(emu.guild.id),
-        LOG_LEVEL="DEBUG",
-    )
+    env = discord_process_env(emu, redis_server, fake_llm, personalities_dir, LOG_LEVEL="DEBUG")
     process = TzurotProcess(env, tmp_path / "tzurot.log")
     alice = Conversation(emu, emu.add_user("alice"))
     started = time.monotonic()
