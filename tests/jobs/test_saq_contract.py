@@ -51,9 +51,15 @@ pytestmark = pytest.mark.timeout(60)
 
 REVIEW = (
     "SAQ changed {what}: re-review tzurot/jobs/saq_queue.py (TzurotQueue.sweep, _sweep_job, "
-    "recover_own) and tzurot/jobs/worker.py against the new SAQ, then update the pin in "
-    "tests/jobs/test_saq_contract.py"
+    "recover_own, enqueue_claimed, _finish, notify) and tzurot/jobs/worker.py against the new "
+    "SAQ, then update the pin in tests/jobs/test_saq_contract.py"
 )
+# sha256 of inspect.getsource() of the SAQ methods TzurotQueue re-implements, saq 0.26.4.
+REIMPLEMENTED_SHA256 = {
+    "_finish": "3e7c6df61b6b7cf947614e22958a2488d2ab4f99864ad7e71124bce192761ff8",
+    "_enqueue": "d679d338ffa377648a67e1fe0a971222f15bdfe3b352110ebb54e82aed361e9d",
+    "notify": "6c0156cbc155bb2ddf618e8803552b19b9c2b610b5b1ed035d41957001cefd86",
+}
 # sha256 of inspect.getsource(saq.queue.redis.RedisQueue.sweep), saq 0.26.4.
 SWEEP_SOURCE_SHA256 = "3777246cdb502e29e4fef86aabd0155ebee5e32ee981962613514d675b918f3a"
 # sha256 of the cleanup Lua script in that method, each line stripped.
@@ -156,6 +162,25 @@ def test_saq_sweep_source_is_the_one_we_reimplemented() -> None:
     source = inspect.getsource(RedisQueue.sweep)
     digest = hashlib.sha256(source.encode()).hexdigest()
     assert digest == SWEEP_SOURCE_SHA256, REVIEW.format(what="RedisQueue.sweep") + f" ({digest})"
+
+
+@pytest.mark.parametrize("name", sorted(REIMPLEMENTED_SHA256))
+def test_the_saq_methods_we_reimplement_are_the_ones_we_read(name: str) -> None:
+    source = inspect.getsource(getattr(RedisQueue, name))
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    assert digest == REIMPLEMENTED_SHA256[name], (
+        REVIEW.format(what=f"RedisQueue.{name}") + f" ({digest})"
+    )
+
+
+def test_our_enqueue_script_ends_with_saq_s_own() -> None:
+    from tzurot.jobs.saq_queue import _ENQUEUE_CLAIMED
+
+    theirs = _lua(inspect.getsource(RedisQueue._enqueue))
+    for call in ("ZSCORE", "EXISTS", "'SET', KEYS[2]", "'ZADD', KEYS[1]", "RPUSH"):
+        assert call.split(",")[0] in theirs
+    for call in ("ZSCORE", "EXISTS", "'SET', job", "'ZADD', incomplete", "'RPUSH', queued"):
+        assert call in _ENQUEUE_CLAIMED
 
 
 def test_our_cleanup_script_is_saq_s_own() -> None:

@@ -8,6 +8,7 @@ left, newest first, and is then put back in chronological order.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -37,24 +38,26 @@ _CARD_LABELS = (
 
 def litellm_token_counter(model: str) -> TokenCounter:
     """Count with litellm's tokenizer for `model`; len/4 if litellm cannot. Never networked.
-    (litellm is imported here, not at module import: the gateway must not wait for it.)"""
+    Counts are remembered (the same system prompt and history turns come back every turn)."""
+
+    def count(text: str) -> int:
+        return _cached_count(model, text)
+
+    return count
+
+
+@functools.lru_cache(maxsize=2048)
+def _cached_count(model: str, text: str) -> int:
+    # litellm is imported here, not at module import: the gateway must not wait for it.
     import litellm
 
     from tzurot.ai._litellm import configure_litellm
 
     configure_litellm()
-    failed = False
-
-    def count(text: str) -> int:
-        nonlocal failed
-        if not failed:
-            try:
-                return int(litellm.token_counter(model=model, text=text))
-            except Exception:
-                failed = True
+    try:
+        return int(litellm.token_counter(model=model, text=text))
+    except Exception:
         return len(text) // 4
-
-    return count
 
 
 def reply_reserve(personality: Personality, reply_tokens: int | None = None) -> int:

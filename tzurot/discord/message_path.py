@@ -169,7 +169,7 @@ class MessagePath:
             if submission.duplicate:
                 log.info("message already handled; not starting another generation")
                 return False
-            log.info("generation requested")
+            log.debug("generation requested")
         return True
 
     # -- 3. the result is in: post it ------------------------------------------------------------

@@ -16,6 +16,8 @@
 5. No per-job pub/sub: SAQ publishes every update of every job (each heartbeat too) on a
    channel per job, for `Job.refresh(until_complete)`, which nothing here uses; waiters are
    woken by the result log's one announcement per finished job instead.
+6. `_finish` as one script instead of MULTI/LREM/ZREM/SETEX/EXEC: the same writes, atomic,
+   in one command instead of five.
 
 tests/jobs/test_saq_contract.py pins the SAQ internals this relies on.
 """
@@ -72,12 +74,41 @@ return 0
 """
 
 
+# SAQ's `_finish` (saq/queue/redis.py) as one script. KEYS: active, incomplete, job id.
+# ARGV: the job, its ttl (> 0: expire after; 0: keep; < 0: delete).
+_FINISH = """
+redis.call('LREM', KEYS[1], 1, KEYS[3])
+redis.call('ZREM', KEYS[2], KEYS[3])
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ttl)
+elseif ttl == 0 then
+  redis.call('SET', KEYS[3], ARGV[1])
+else
+  redis.call('DEL', KEYS[3])
+end
+return 1
+"""
+
+
 class TzurotQueue(RedisQueue):
     # Called with a job the sweep ended for good (ABORTED, no run left).
     on_abandoned: Callable[[Job], Awaitable[None]] | None = None
 
     async def notify(self, job: Job) -> None:
         """Nothing listens on SAQ's per-job channels (see 5. above)."""
+
+    async def _finish(
+        self, job: Job, status: Status, *, result: Any = None, error: str | None = None
+    ) -> None:
+        if self._finish_script is None:
+            self._finish_script = self.redis.register_script(_FINISH)
+        await self._finish_script(
+            keys=[self._active, self._incomplete, job.id], args=[self.serialize(job), job.ttl]
+        )
+        await self.notify(job)
+
+    _finish_script: Any = None
 
     async def enqueue_claimed(self, job: Job, claims: list[str], claim_seconds: int) -> str | bool:
         """Claim `claims` for this job and enqueue it, atomically. Returns the job id already
