@@ -77,8 +77,6 @@ class JobQueue:
     async def stop(self) -> None:
         await self._waiter.stop()
 
-    job_id_for = staticmethod(job_id_for)
-
     async def submit(self, request: GenerationRequest) -> Submission:
         """Enqueue a generation once. Duplicates get the job that already exists."""
         job_id = job_id_for(request.request_id)
@@ -188,10 +186,6 @@ class JobQueue:
             failed=totals.get("failed", 0),
             scheduled=max(info["scheduled"], 0),
         )
-
-    async def workers_alive(self) -> int:
-        info = await self.saq.info()
-        return len(info["workers"])
 
 
 def _view_of(result: GenerationResult) -> JobView:

@@ -68,10 +68,6 @@ class StreamEntry:
     job_id: str
     lane: str
 
-    @property
-    def at_ms(self) -> int:
-        return int(self.entry_id.split("-", 1)[0])
-
 
 @dataclass(frozen=True)
 class PendingSummary:

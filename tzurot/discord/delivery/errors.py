@@ -30,7 +30,7 @@ MISSING_PERMISSIONS = 50013
 INVALID_FORM_BODY = 50035
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)  # not frozen: Python sets __traceback__ on exceptions as they travel
 class DeliveryError(Exception):
     permanent: bool
     category: str  # short, for logs, metrics and the record

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -45,6 +45,8 @@ _LOOK_AGAIN_SECONDS = 30.0
 # Transient failures: backoff from 1 s doubling to 60 s; given up after an hour of trying.
 _BACKOFF_FIRST, _BACKOFF_MAX, _GIVE_UP_SECONDS = 1.0, 60.0, 3600.0
 _STOP_WAIT_SECONDS = 10.0
+# A lane's lease lasts 15 s; it is renewed this often while a reply is being posted.
+_LEASE_RENEW_SECONDS = 5.0
 
 PostReply = Callable[
     [Ticket, GenerationResult | None, GenerationFailure | None, DeliveryRecord], Awaitable[None]
@@ -278,7 +280,8 @@ class DeliveryRunner:
         record: DeliveryRecord,
     ) -> _Outcome:
         try:
-            await self._post_reply(ticket, result, failure, record)
+            async with self._keeping_lease(ticket.lane):
+                await self._post_reply(ticket, result, failure, record)
         except DeliveryError as error:
             return await self._refused(ticket, result, record, error)
         await self._records.finish(ticket.job_id, "delivered", failed_before=record.next_at > 0)
@@ -290,6 +293,26 @@ class DeliveryRunner:
         self._metrics.delivered.labels(ticket.delivery.kind).inc()
         log.info("reply delivered", kind=ticket.delivery.kind, attempts=record.attempts)
         return _Outcome(_Step.DONE)
+
+    @contextlib.asynccontextmanager
+    async def _keeping_lease(self, lane: str) -> AsyncIterator[None]:
+        """Renew the lane's lease while a reply is posted: a long reply held up by rate limits
+        must not lose the lane to another process halfway (it would post the rest again)."""
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(_LEASE_RENEW_SECONDS)
+                if not await self._lanes.renew(lane):
+                    log.warning("lost a lane's lease while posting in it")
+                    return
+
+        keeper = asyncio.create_task(keep(), name=f"lane-lease:{lane}")
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await keeper
 
     async def _refused(
         self,
