@@ -30,15 +30,16 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench._harness import cpu_seconds, pct
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = Path(__file__).resolve().parent / "results.md"
@@ -60,24 +61,6 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 SYSTEM_PROMPT = "You are Lilith, a sardonic but kind librarian. " * 30
 HISTORY_TURNS = 10
 REPLY = "Of course. " + "The archive keeps what the city forgets, and I keep the archive. " * 12
-
-
-# --- statistics ---------------------------------------------------------------------------------
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    data = sorted(values)
-    if not data:
-        return float("nan")
-    rank = max(1, min(len(data), int(q / 100.0 * len(data) + 0.999999)))
-    return data[rank - 1]
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process, all threads."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 # --- the fake server process --------------------------------------------------------------------
