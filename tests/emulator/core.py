@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import secrets
+import time
+import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.emulator import ids, payloads
+from tests.emulator import components, ids, payloads
 from tests.emulator.gateway import Gateway, Session, shard_for
-from tests.emulator.models import JSON, Channel, Message, UploadedFile, User
+from tests.emulator.models import JSON, Attachment, Channel, Message, UploadedFile, User
 from tests.emulator.state import World
 
 LOGGER = logging.getLogger("tests.emulator")
@@ -90,6 +94,30 @@ def invalid_form(field_name: str, code: str, message: str) -> DiscordError:
     )
 
 
+def invalid_form_at(path: Sequence[str | int], code: str, message: str) -> DiscordError:
+    """A 50035 whose error tree nests ``path``, e.g. ``data.components.0.components.0.label``."""
+    tree: dict[str, Any] = {"_errors": [{"code": code, "message": message}]}
+    for part in reversed(path):
+        tree = {str(part): tree}
+    return DiscordError(400, INVALID_FORM_BODY, "Invalid Form Body", tree)
+
+
+def form_error(error: components.FormError, prefix: Sequence[str | int] = ()) -> DiscordError:
+    return invalid_form_at([*prefix, *error.path], error.code, error.message)
+
+
+def cdn_filename(filename: str) -> str:
+    """The filename part of a CDN URL (Discord replaces what a path cannot hold)."""
+    cleaned = "".join("_" if ch in "/\\?#%" or ord(ch) < 32 else ch for ch in filename)
+    return urllib.parse.quote(cleaned or "file", safe="")
+
+
+def cdn_query() -> str:
+    """Discord's signed-URL parameters: expiry and issue time (hex seconds) and a signature."""
+    issued = int(time.time())
+    return f"ex={issued + 86400:x}&is={issued:x}&hm={secrets.token_hex(32)}"
+
+
 class Core:
     """The world, the gateway and the settings, plus the message operations all routes share."""
 
@@ -98,13 +126,22 @@ class Core:
         self.gateway = gateway
         self.settings = settings
         self.resume_gateway_url = ""  # set by the server once it knows its port
+        self.cdn_base = ""  # "http://127.0.0.1:PORT", set by the server once it knows its port
 
     # -- validation --------------------------------------------------------------------------
 
     @staticmethod
     def validate_message_body(
-        body: JSON, files: list[UploadedFile], *, editing: bool = False
+        body: JSON,
+        files: list[UploadedFile],
+        *,
+        editing: bool = False,
+        where: Sequence[str | int] = (),
+        flags: int | None = None,
     ) -> None:
+        """Discord's checks on a message body; component errors nest under ``where`` (e.g.
+        ``("data",)`` for an interaction callback). ``flags``: the message's flags when an
+        edit does not send them (components V2)."""
         content = body.get("content")
         if content is not None and not isinstance(content, str):
             raise invalid_form(
@@ -119,6 +156,12 @@ class Core:
             raise invalid_form(
                 "embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length."
             )
+        if body.get("components") is not None:
+            message_flags = int(body.get("flags") or flags or 0)
+            try:
+                components.validate_message_components(body["components"], message_flags)
+            except components.FormError as error:
+                raise form_error(error, where) from None
         has_something = (
             content or embeds or files or body.get("components") or body.get("sticker_ids")
         )
@@ -171,26 +214,66 @@ class Core:
 
     # -- messages ------------------------------------------------------------------------------
 
-    def attachments_for(self, body: JSON, files: list[UploadedFile]) -> list[JSON]:
+    def attachments_for(
+        self,
+        body: JSON,
+        files: list[UploadedFile],
+        channel_id: int,
+        existing: Sequence[JSON] = (),
+    ) -> list[JSON]:
+        """The message's attachments: for each ``attachments`` entry, an uploaded file
+        (``files[n]``) stored on the emulator's CDN, or (when editing) an attachment the
+        message already has, kept by its id."""
         by_index = {str(i): f for i, f in enumerate(files)}
         by_field = {f.field: f for f in files}
+        kept = {str(a.get("id")): a for a in existing}
         out: list[JSON] = []
         for entry in body.get("attachments") or []:
             upload = by_field.get(f"files[{entry.get('id')}]") or by_index.get(str(entry.get("id")))
             if upload is None:
+                if str(entry.get("id")) in kept:
+                    out.append(kept[str(entry.get("id"))])
                 continue
-            attachment_id = self.world.snowflakes.next()
-            out.append(
-                {
-                    "id": str(attachment_id),
-                    "filename": entry.get("filename") or upload.filename or "file",
-                    "size": upload.size,
-                    "content_type": upload.content_type,
-                    "url": f"https://cdn.discordapp.com/attachments/{attachment_id}/{upload.filename}",
-                    "proxy_url": f"https://media.discordapp.net/attachments/{attachment_id}/{upload.filename}",
-                }
+            filename = str(entry.get("filename") or upload.filename or "file")
+            stored = self.store_file(
+                filename,
+                upload.data,
+                upload.content_type,
+                f"attachments/{channel_id}",
+                description=entry.get("description"),
             )
+            out.append(stored.payload())
         return out
+
+    def store_file(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str | None,
+        folder: str,
+        *,
+        size: int | None = None,
+        redirect_to: str | None = None,
+        description: str | None = None,
+    ) -> Attachment:
+        """Put a file on the emulator's CDN: ``{cdn_base}/{folder}/{id}/{filename}?ex=...``."""
+        if not self.cdn_base:
+            raise RuntimeError("start the emulator first: attachment URLs need its port")
+        attachment_id = self.world.snowflakes.next()
+        path = f"{folder}/{attachment_id}/{cdn_filename(filename)}?{cdn_query()}"
+        attachment = Attachment(
+            id=attachment_id,
+            filename=filename,
+            data=data,
+            content_type=content_type,
+            url=f"{self.cdn_base}/{path}",
+            proxy_url=f"{self.cdn_base}/media/{path}",
+            size=len(data) if size is None else size,
+            redirect_to=redirect_to,
+            description=description,
+        )
+        self.world.cdn[attachment_id] = attachment
+        return attachment
 
     def reference_for(self, channel: Channel, body: JSON) -> JSON | None:
         reference = body.get("message_reference")
@@ -233,8 +316,8 @@ class Core:
             allowed_mentions=body.get("allowed_mentions"),
             message_reference=reference,
             embeds=list(body.get("embeds") or []),
-            attachments=self.attachments_for(body, files),
-            components=list(body.get("components") or []),
+            attachments=self.attachments_for(body, files, channel.id),
+            components=components.number(body.get("components") or []),
             mention_ids=self.world.mentioned_ids(content),
             flags=int(body.get("flags") or 0),
             tts=bool(body.get("tts", False)),
@@ -244,19 +327,32 @@ class Core:
         )
         return self.world.add_message(message)
 
-    def apply_edit(self, message: Message, body: JSON, files: list[UploadedFile]) -> None:
-        self.validate_message_body(body, files, editing=True)
+    def apply_edit(
+        self,
+        message: Message,
+        body: JSON,
+        files: list[UploadedFile],
+        *,
+        where: Sequence[str | int] = (),
+    ) -> None:
+        self.validate_message_body(body, files, editing=True, where=where, flags=message.flags)
         if "content" in body:
             message.content = str(body.get("content") or "")
             message.mention_ids = self.world.mentioned_ids(message.content)
         if "embeds" in body:
             message.embeds = list(body.get("embeds") or [])
         if "components" in body:
-            message.components = list(body.get("components") or [])
+            message.components = components.number(body.get("components") or [])
         if "allowed_mentions" in body:
             message.allowed_mentions = body.get("allowed_mentions")
         if "attachments" in body:
-            message.attachments = self.attachments_for(body, files)
+            message.attachments = self.attachments_for(
+                body, files, message.channel_id, message.attachments
+            )
+        if "flags" in body and body["flags"] is not None:
+            # Only SUPPRESS_EMBEDS (4) and IS_COMPONENTS_V2 may change on an edit.
+            mutable = 4 | components.FLAG_IS_COMPONENTS_V2
+            message.flags = (message.flags & ~mutable) | (int(body["flags"]) & mutable)
         message.flags &= ~ids.FLAG_LOADING
         message.edits.append(body)
         message.edited_at = ids.utcnow()

@@ -1,4 +1,5 @@
-"""Builds INTERACTION_CREATE payloads (slash commands and autocomplete) as Discord sends them."""
+"""Builds INTERACTION_CREATE payloads (slash commands, autocomplete, component interactions
+and modal submits) as Discord sends them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from tests.emulator import ids, payloads
-from tests.emulator.models import JSON, ApplicationCommand, Channel, Role, User
+from tests.emulator.models import (
+    JSON,
+    ApplicationCommand,
+    Attachment,
+    Channel,
+    Message,
+    Role,
+    User,
+)
 from tests.emulator.state import World
 
 LOGGER = logging.getLogger("tests.emulator")
@@ -21,9 +30,12 @@ OPTION_USER = 6
 OPTION_CHANNEL = 7
 OPTION_ROLE = 8
 OPTION_NUMBER = 10
+OPTION_ATTACHMENT = 11
 
 INTERACTION_APPLICATION_COMMAND = 2
+INTERACTION_MESSAGE_COMPONENT = 3
 INTERACTION_AUTOCOMPLETE = 4
+INTERACTION_MODAL_SUBMIT = 5
 CONTEXT_GUILD = 0
 CONTEXT_BOT_DM = 1
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
@@ -42,6 +54,8 @@ def _infer_type(value: object) -> int:
         return OPTION_CHANNEL
     if isinstance(value, Role):
         return OPTION_ROLE
+    if isinstance(value, Attachment):
+        return OPTION_ATTACHMENT
     return OPTION_STRING
 
 
@@ -100,7 +114,16 @@ class InteractionBuilder:
         if isinstance(value, Role):
             resolved.setdefault("roles", {})[str(value.id)] = payloads.role(value)
             return str(value.id)
+        if isinstance(value, Attachment):
+            entry = value.payload(ephemeral=True)
+            resolved.setdefault("attachments", {})[str(value.id)] = entry
+            return str(value.id)
         return value
+
+    def resolve(self, channel: Channel, value: object, resolved: JSON) -> object:
+        """``value`` as Discord sends it (an id for users, channels, roles, attachments),
+        adding the entity to ``resolved``."""
+        return self._value(channel, value, resolved)
 
     def build(
         self,
@@ -133,6 +156,32 @@ class InteractionBuilder:
         if command is not None and command.guild_id is not None:
             data["guild_id"] = str(command.guild_id)
 
+        payload = self.envelope(
+            interaction_id=interaction_id,
+            token=token,
+            kind=kind,
+            channel=channel,
+            user=user,
+            locale=locale,
+        )
+        payload["data"] = data
+        return payload, command_id
+
+    def envelope(
+        self,
+        *,
+        interaction_id: int,
+        token: str,
+        kind: int,
+        channel: Channel,
+        user: User,
+        locale: str,
+        message: Message | None = None,
+    ) -> JSON:
+        """Everything of an INTERACTION_CREATE but ``data``: channel (with the user's
+        permissions), ``member`` (with ``permissions``) or ``user``, ``app_permissions``, and
+        for component interactions the ``message`` the component is on."""
+        world = self.world
         channel_payload = payloads.channel(world, channel)
         user_permissions = world.channel_permissions(channel, user.id)
         channel_payload["permissions"] = str(user_permissions)
@@ -142,7 +191,6 @@ class InteractionBuilder:
             "type": kind,
             "token": token,
             "version": 1,
-            "data": data,
             "channel_id": str(channel.id),
             "channel": channel_payload,
             "locale": locale,
@@ -150,6 +198,8 @@ class InteractionBuilder:
             "entitlements": [],
             "attachment_size_limit": ATTACHMENT_SIZE_LIMIT,
         }
+        if message is not None:
+            payload["message"] = payloads.message(world, message)
         guild = world.guild_of(channel)
         if guild is not None:
             member_record = guild.members.get(user.id)
@@ -171,7 +221,7 @@ class InteractionBuilder:
                 authorizing_integration_owners={"0": "0"},
                 context=CONTEXT_BOT_DM,
             )
-        return payload, command_id
+        return payload
 
 
 def new_interaction_token() -> str:

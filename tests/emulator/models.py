@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +136,58 @@ class UploadedFile:
     filename: str | None
     content_type: str | None
     size: int
+    data: bytes = dataclasses.field(default=b"", repr=False)
+
+
+@dataclass
+class Attachment:
+    """A file on the emulator's CDN (``emu.cdn_host``): one a test uploaded (``emu.upload``,
+    usable as a slash option value or in ``post_message(attachments=...)``) or one the bot
+    sent. ``size`` and ``content_type`` are what Discord reports, which a hostile test may make
+    lie; ``data`` is what the CDN serves (or, with ``redirect_to``, a redirect elsewhere)."""
+
+    id: int
+    filename: str
+    data: bytes = field(repr=False)
+    content_type: str | None
+    url: str
+    proxy_url: str
+    size: int
+    redirect_to: str | None = None
+    description: str | None = None
+
+    def payload(self, *, ephemeral: bool = False) -> JSON:
+        """The attachment object as Discord sends it (``ephemeral`` for slash options)."""
+        out: JSON = {
+            "id": str(self.id),
+            "filename": self.filename,
+            "size": self.size,
+            "url": self.url,
+            "proxy_url": self.proxy_url,
+        }
+        if self.content_type is not None:
+            out["content_type"] = self.content_type
+        if self.description is not None:
+            out["description"] = self.description
+        if ephemeral:
+            out["ephemeral"] = True
+        return out
+
+
+@dataclass
+class Modal:
+    """The modal a bot answered an interaction with (callback type 9).
+
+    ``fields`` maps each text input's custom id to ``value`` (the pre-filled text or None),
+    ``label``, ``style`` (1 short, 2 paragraph), ``min_length``, ``max_length``, ``required``
+    and ``placeholder``. ``components`` is the top-level component list as Discord stored it
+    (ids assigned); ``submitted`` is set once ``emu.submit_modal`` sent it."""
+
+    custom_id: str
+    title: str
+    fields: dict[str, JSON]
+    components: list[JSON] = field(default_factory=list, repr=False)
+    submitted: bool = False
 
 
 @dataclass
@@ -288,6 +341,21 @@ class Interaction:
     original: Message | None = None
     original_edits: list[JSON] = field(default_factory=list)
     followups: list[Message] = field(default_factory=list)
+    # Component interactions (type 3) and modal submits (type 5):
+    custom_id: str | None = None  # the button / select / modal custom id
+    message: Message | None = None  # the message whose component was used
+    parent: Interaction | None = None  # for a modal submit: the interaction showing the modal
+    values: list[str] = field(default_factory=list)  # a modal submit's or select's values
+    # A type 9 callback: the modal the bot showed.
+    modal: Modal | None = None
+
+    @property
+    def is_component(self) -> bool:
+        return self.type == 3
+
+    @property
+    def is_modal_submit(self) -> bool:
+        return self.type == 5
 
     @property
     def choices(self) -> list[JSON] | None:
@@ -296,6 +364,38 @@ class Interaction:
             if body.get("type") == 8:
                 return list((body.get("data") or {}).get("choices") or [])
         return None
+
+    async def wait_for_modal(self, timeout: float = 5.0) -> Modal:
+        """The modal the bot answered with (a type 9 callback Discord accepted)."""
+        return await self.notifier.wait_for(
+            lambda: self.modal,
+            timeout,
+            lambda: (
+                f"a modal in answer to /{self.command_name} "
+                f"(responses: {[r.get('type') for r in self.responses]}, "
+                f"rejected: {self.rejected})"
+            ),
+        )
+
+    async def wait_for_update(self, timeout: float = 5.0) -> Message:
+        """For a component interaction (or a modal submit from one): the clicked message once
+        the bot updated it, by a type 7 callback or by a type 6 then a PATCH of @original."""
+
+        def updated() -> Message | None:
+            if self.message is None or self.original is not self.message:
+                return None
+            if self.response_type == 7 or self.original_edits:
+                return self.message
+            return None
+
+        return await self.notifier.wait_for(
+            updated,
+            timeout,
+            lambda: (
+                f"an update of the message for {self.custom_id!r} (responses: "
+                f"{[r.get('type') for r in self.responses]}, rejected: {self.rejected})"
+            ),
+        )
 
     async def wait_for_response(self, timeout: float = 5.0) -> JSON:
         """The first accepted callback body (type 4, 5, 8, ...)."""

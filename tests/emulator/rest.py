@@ -56,6 +56,7 @@ async def read_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
                         filename=part.filename,
                         content_type=part.headers.get("Content-Type"),
                         size=len(data),
+                        data=bytes(data),
                     )
                 )
         return body, files

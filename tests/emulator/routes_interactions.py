@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from tests.emulator import ids, payloads
+from tests.emulator import components, ids, payloads
 from tests.emulator.core import (
     UNKNOWN_COMMAND,
     UNKNOWN_INTERACTION,
@@ -14,10 +14,18 @@ from tests.emulator.core import (
     UNKNOWN_WEBHOOK,
     Core,
     DiscordError,
+    form_error,
     invalid_form,
     unknown,
 )
-from tests.emulator.models import JSON, ApplicationCommand, Interaction, Message, RecordedRequest
+from tests.emulator.models import (
+    JSON,
+    ApplicationCommand,
+    Interaction,
+    Message,
+    Modal,
+    RecordedRequest,
+)
 from tests.emulator.rest import RECORD, Route
 
 PONG = 1
@@ -28,7 +36,10 @@ UPDATE_MESSAGE = 7
 AUTOCOMPLETE_RESULT = 8
 MODAL = 9
 INTERACTION_APPLICATION_COMMAND = 2
+INTERACTION_MESSAGE_COMPONENT = 3
 INTERACTION_AUTOCOMPLETE = 4
+INTERACTION_MODAL_SUBMIT = 5
+MESSAGE_TYPE_DEFAULT = 0
 MESSAGE_TYPE_CHAT_INPUT_COMMAND = 20
 
 _COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")
@@ -86,11 +97,26 @@ class InteractionRoutes:
         body = record.json or {}
         response_type = int(body.get("type") or 0)
         data = body.get("data") or {}
-        self._check_callback(interaction, response_type, data, record)
+        modal = self._check_callback(interaction, response_type, data, record)
+        if response_type == UPDATE_MESSAGE:
+            assert interaction.message is not None  # _check_callback made sure
+            try:
+                self.core.apply_edit(interaction.message, data, record.files, where=("data",))
+            except DiscordError as error:
+                raise self._reject(interaction, error) from None
         interaction.responses.append(body)
         interaction.response_type = response_type
         interaction.responded_at = now
-        if response_type == DEFERRED_CHANNEL_MESSAGE:
+        if response_type == MODAL:
+            interaction.modal = modal
+        elif response_type in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE):
+            # @original of a component interaction is the message the component is on.
+            interaction.original = interaction.message
+            if response_type == DEFERRED_UPDATE_MESSAGE:
+                interaction.deferred_at = now
+            elif interaction.message is not None:
+                self.core.echo_update(interaction.message)
+        elif response_type == DEFERRED_CHANNEL_MESSAGE:
             interaction.deferred_at = now
             flags = ids.FLAG_LOADING | (int(data.get("flags") or 0) & ids.FLAG_EPHEMERAL)
             interaction.original = self._response_message(
@@ -99,32 +125,61 @@ class InteractionRoutes:
         elif response_type == CHANNEL_MESSAGE:
             interaction.original = self._response_message(interaction, data, record)
         world.changed()
-        if interaction.original is not None:
+        if interaction.original is not None and response_type in (
+            CHANNEL_MESSAGE,
+            DEFERRED_CHANNEL_MESSAGE,
+        ):
             self.core.echo_create(interaction.original)
         if (record.query.get("with_response") or "").lower() != "true":
             return web.Response(status=204)
         return web.json_response(self._callback_response(interaction, response_type))
 
+    @staticmethod
+    def allowed_callbacks(interaction: Interaction) -> set[int]:
+        """Which callback types Discord accepts as the first response: a modal only to a
+        command or a component; an update (6/7) only where there is a message to update."""
+        if interaction.type == INTERACTION_AUTOCOMPLETE:
+            return {AUTOCOMPLETE_RESULT}
+        if interaction.type == INTERACTION_MESSAGE_COMPONENT:
+            return {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE,
+                    UPDATE_MESSAGE, MODAL}  # fmt: skip
+        if interaction.type == INTERACTION_MODAL_SUBMIT:
+            allowed = {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE}
+            if interaction.message is not None:
+                allowed |= {DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE}
+            return allowed
+        return {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL}
+
     def _check_callback(
         self, interaction: Interaction, response_type: int, data: JSON, record: RecordedRequest
-    ) -> None:
-        allowed = {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL}
-        if interaction.type == INTERACTION_AUTOCOMPLETE:
-            allowed = {AUTOCOMPLETE_RESULT}
-        if response_type not in allowed:
+    ) -> Modal | None:
+        if response_type not in self.allowed_callbacks(interaction):
             raise self._reject(
                 interaction,
                 invalid_form(
                     "type", "INTERACTION_RESPONSE_TYPE_INVALID", f"Invalid type {response_type}"
                 ),
             )
-        if response_type == CHANNEL_MESSAGE:
-            self.core.validate_message_body(data, record.files)
+        if response_type in (DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE) and (
+            interaction.message is None or interaction.message.deleted
+        ):
+            raise self._reject(interaction, unknown("Message", UNKNOWN_MESSAGE))
+        try:
+            if response_type == CHANNEL_MESSAGE:
+                self.core.validate_message_body(data, record.files, where=("data",))
+            if response_type == MODAL:
+                try:
+                    return components.parse_modal(data)
+                except components.FormError as error:
+                    raise form_error(error, ("data",)) from None
+        except DiscordError as error:
+            raise self._reject(interaction, error) from None
         if response_type == AUTOCOMPLETE_RESULT and len(data.get("choices") or []) > 25:
             raise self._reject(
                 interaction,
                 invalid_form("choices", "BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length."),
             )
+        return None
 
     def _response_message(
         self, interaction: Interaction, data: JSON, record: RecordedRequest
@@ -138,7 +193,10 @@ class InteractionRoutes:
             interaction_id=interaction.id,
             application_id=interaction.application_id,
         )
-        message.type = MESSAGE_TYPE_CHAT_INPUT_COMMAND
+        from_command = interaction.type == INTERACTION_APPLICATION_COMMAND or (
+            interaction.parent is not None and interaction.parent.message is None
+        )
+        message.type = MESSAGE_TYPE_CHAT_INPUT_COMMAND if from_command else MESSAGE_TYPE_DEFAULT
         return message
 
     def _callback_response(self, interaction: Interaction, response_type: int) -> JSON:

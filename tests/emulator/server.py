@@ -12,17 +12,20 @@ from typing import Any, Self
 
 from aiohttp import web
 
-from tests.emulator import ids, payloads
+from tests.emulator import components, ids, payloads
 from tests.emulator.core import Core, Settings
 from tests.emulator.gateway import Delivery, Gateway, GatewayLog, Session
 from tests.emulator.interaction_builder import (
     INTERACTION_APPLICATION_COMMAND,
     INTERACTION_AUTOCOMPLETE,
+    INTERACTION_MESSAGE_COMPONENT,
+    INTERACTION_MODAL_SUBMIT,
     InteractionBuilder,
     new_interaction_token,
 )
 from tests.emulator.models import (
     JSON,
+    Attachment,
     Channel,
     Fault,
     Guild,
@@ -37,6 +40,7 @@ from tests.emulator.models import (
 )
 from tests.emulator.rest import RestApi
 from tests.emulator.routes_basic import BasicRoutes
+from tests.emulator.routes_cdn import CdnRoutes
 from tests.emulator.routes_interactions import InteractionRoutes
 from tests.emulator.routes_messages import MessageRoutes
 from tests.emulator.state import World
@@ -105,12 +109,14 @@ class DiscordEmulator:
         )
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/gateway/resume", self.gateway.handle)
+        CdnRoutes(self.world).install(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         self.core.resume_gateway_url = f"ws://127.0.0.1:{self.port}/gateway/resume"
+        self.core.cdn_base = f"http://{self.cdn_host}"
         LOGGER.info("Discord emulator on %s (bot %s)", self.rest_url, self.world.bot.id)
 
     async def stop(self) -> None:
@@ -139,6 +145,17 @@ class DiscordEmulator:
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
+    @property
+    def cdn_host(self) -> str:
+        """``127.0.0.1:PORT``: the host of every attachment URL (give it to the bot as
+        ``ATTACHMENT_HOSTS``). Attachments are served over plain HTTP."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def cdn_fetches(self) -> list[str]:
+        """Paths (with query) fetched from the emulator's CDN and redirects, in order."""
+        return self.world.cdn_fetches
+
     # -- who is who ----------------------------------------------------------------------------
 
     @property
@@ -163,6 +180,11 @@ class DiscordEmulator:
             for c in guild.channel_ids
             if not self.world.channels[c].is_thread
         )
+
+    @property
+    def owner(self) -> User:
+        """The owner of every guild (and of the application): all permissions everywhere."""
+        return self.world.owner
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -285,6 +307,23 @@ class DiscordEmulator:
     def give_role(self, guild: Guild, user: User, role: Role) -> None:
         guild.members[user.id].role_ids.append(role.id)
         self.world.changed()
+
+    def add_moderator(
+        self,
+        name: str,
+        permissions: int = ids.MANAGE_MESSAGES | ids.MANAGE_CHANNELS,
+        *,
+        guild: Guild | None = None,
+    ) -> User:
+        """A user (member of every guild) holding a role in ``guild`` (default: the first)
+        that grants ``permissions`` (default Manage Messages | Manage Channels); interaction
+        payloads then carry them in ``member.permissions``. A plain member: ``add_user``; the
+        guild owner (all permissions): ``emu.owner``."""
+        guild = guild or self.guild
+        user = self.add_user(name)
+        role = self.add_role(guild, f"{name} moderator", permissions)
+        self.give_role(guild, user, role)
+        return user
 
     def set_permissions(
         self, channel: Channel, target: User | Role, *, allow: int = 0, deny: int = 0
@@ -487,6 +526,7 @@ class DiscordEmulator:
         content: str,
         reply_to: Message | None,
         mentions: list[User] | None,
+        attachments: list[Attachment] | None = None,
     ) -> Message:
         world = self.world
         reference = None
@@ -516,6 +556,7 @@ class DiscordEmulator:
             message_reference=reference,
             mention_ids=list(dict.fromkeys(mention_ids)),
             type=19 if reference else 0,
+            attachments=[a.payload() for a in attachments or []],
         )
         return world.add_message(message)
 
@@ -527,21 +568,30 @@ class DiscordEmulator:
         *,
         reply_to: Message | None = None,
         mentions: list[User] | None = None,
+        attachments: list[Attachment] | None = None,
     ) -> Message:
         """``author`` writes in a guild channel or thread; the bot gets MESSAGE_CREATE (on the
-        guild's shard; not at all if it cannot view the channel)."""
+        guild's shard; not at all if it cannot view the channel). ``attachments``: files from
+        ``emu.upload`` attached to the message."""
         if channel.deleted:
             raise ValueError(f"#{channel.name} was deleted")
-        message = self._user_message(channel, author, content, reply_to, mentions)
+        message = self._user_message(channel, author, content, reply_to, mentions, attachments)
         await self.gateway.dispatch("MESSAGE_CREATE", self.core.message_event(message))
         return message
 
     async def send_dm(
-        self, user: User, content: str, *, reply_to: Message | None = None
+        self,
+        user: User,
+        content: str,
+        *,
+        reply_to: Message | None = None,
+        attachments: list[Attachment] | None = None,
     ) -> Message:
         """``user`` writes to the bot in their DM channel (delivered to shard 0)."""
         channel = self.world.dm_channel(user)
-        return await self.post_message(channel, user, content, reply_to=reply_to)
+        return await self.post_message(
+            channel, user, content, reply_to=reply_to, attachments=attachments
+        )
 
     async def replay(self, message: Message) -> None:
         """Deliver the very same MESSAGE_CREATE again (Discord may do this around a resume)."""
@@ -614,13 +664,295 @@ class DiscordEmulator:
             payload=payload,
             notifier=self.world.notifier,
         )
-        self.world.interactions[interaction_id] = interaction
+        return await self._dispatch_interaction(interaction)
+
+    async def _dispatch_interaction(self, interaction: Interaction) -> Interaction:
+        self.world.interactions[interaction.id] = interaction
 
         def sent(at: float) -> None:
             interaction.dispatched_at = at
 
-        await self.gateway.dispatch("INTERACTION_CREATE", payload, on_sent=sent)
+        await self.gateway.dispatch("INTERACTION_CREATE", interaction.payload, on_sent=sent)
         return interaction
+
+    def _component_interaction(
+        self,
+        message: Message,
+        user: User,
+        data: JSON,
+        locale: str,
+        *,
+        kind: int = INTERACTION_MESSAGE_COMPONENT,
+        command_name: str | None = None,
+        command_id: int = 0,
+        parent: Interaction | None = None,
+        values: list[str] | None = None,
+    ) -> Interaction:
+        channel = self.world.channels[message.channel_id]
+        interaction_id = self.world.snowflakes.next()
+        token = new_interaction_token()
+        payload = self._interactions.envelope(
+            interaction_id=interaction_id,
+            token=token,
+            kind=kind,
+            channel=channel,
+            user=user,
+            locale=locale,
+            message=message,
+        )
+        payload["data"] = data
+        return Interaction(
+            id=interaction_id,
+            token=token,
+            type=kind,
+            application_id=self.world.application_id,
+            channel=channel,
+            user=user,
+            guild_id=channel.guild_id,
+            command_name=command_name or f"[component {data.get('custom_id')}]",
+            command_id=command_id,
+            payload=payload,
+            notifier=self.world.notifier,
+            custom_id=str(data.get("custom_id")),
+            message=message,
+            parent=parent,
+            values=list(values or []),
+        )
+
+    def _message(self, message: Message | int) -> Message:
+        if isinstance(message, Message):
+            return message
+        found = self.world.messages.get(int(message))
+        if found is None:
+            raise AssertionError(f"no message {message}")
+        return found
+
+    def _usable_component(self, message: Message, custom_id: str, user: User) -> JSON:
+        """The component ``user`` can use, or an AssertionError saying why a real client
+        could not (Discord would never send such an interaction)."""
+        where = f"message {message.id} ({message.content[:40]!r})"
+        if message.deleted:
+            raise AssertionError(f"{where} was deleted")
+        if not message.from_bot:
+            raise AssertionError(f"{where} is not from the bot: its components are not the bot's")
+        if message.is_ephemeral and message.interaction_id is not None:
+            owner = self.world.interactions.get(message.interaction_id)
+            if owner is not None and owner.user.id != user.id:
+                raise AssertionError(f"{where} is ephemeral: only {owner.user.username} sees it")
+        found = components.find(message.components, custom_id)
+        if found is None:
+            available = [c.get("custom_id") for c in components.walk(message.components)]
+            raise AssertionError(f"{where} has no component {custom_id!r}; custom ids: {available}")
+        if found.get("disabled"):
+            raise AssertionError(f"component {custom_id!r} on {where} is disabled")
+        return found
+
+    async def click(
+        self, message: Message | int, custom_id: str, user: User, *, locale: str = "en-US"
+    ) -> Interaction:
+        """``user`` presses the button ``custom_id`` on the bot's ``message``: INTERACTION_CREATE
+        type 3 (MESSAGE_COMPONENT) with ``data {custom_id, component_type: 2}`` and the
+        ``message``. Clicking a missing, disabled or link button is an AssertionError. The bot
+        may answer 4/5 (a new message), 6 then PATCH @original, or 7 (update ``message``)."""
+        message = self._message(message)
+        found = self._usable_component(message, custom_id, user)
+        if found.get("type") != components.BUTTON:
+            raise AssertionError(f"{custom_id!r} is a select menu: use emu.select(...)")
+        data: JSON = {"custom_id": custom_id, "component_type": components.BUTTON}
+        return await self._dispatch_interaction(
+            self._component_interaction(message, user, data, locale)
+        )
+
+    async def select(
+        self,
+        message: Message | int,
+        custom_id: str,
+        values: list[Any],
+        user: User,
+        *,
+        locale: str = "en-US",
+    ) -> Interaction:
+        """``user`` picks ``values`` in the select menu ``custom_id``: option values (str) for a
+        string select, Users / Roles / Channels for the others (sent with ``resolved``)."""
+        message = self._message(message)
+        found = self._usable_component(message, custom_id, user)
+        kind = found.get("type")
+        if kind not in components.SELECTS:
+            raise AssertionError(f"{custom_id!r} is not a select menu: use emu.click(...)")
+        low = int(found.get("min_values", 1))
+        high = int(found.get("max_values", 1))
+        if not low <= len(values) <= high:
+            raise AssertionError(f"select {custom_id!r} takes {low}..{high} values, not {values}")
+        channel = self.world.channels[message.channel_id]
+        data: JSON = {"custom_id": custom_id, "component_type": kind}
+        if kind == components.STRING_SELECT:
+            offered = [o.get("value") for o in found.get("options") or []]
+            missing = [v for v in values if v not in offered]
+            if missing:
+                raise AssertionError(f"select {custom_id!r} offers {offered}, not {missing}")
+            sent = [str(v) for v in values]
+        else:
+            resolved: JSON = {}
+            sent = [str(self._interactions.resolve(channel, v, resolved)) for v in values]
+            data["resolved"] = resolved
+        data["values"] = sent
+        return await self._dispatch_interaction(
+            self._component_interaction(message, user, data, locale, values=sent)
+        )
+
+    async def submit_modal(
+        self,
+        interaction: Interaction,
+        values: Mapping[str, str],
+        user: User | None = None,
+        *,
+        locale: str = "en-US",
+    ) -> Interaction:
+        """The user fills in and submits the modal the bot showed in answer to ``interaction``:
+        INTERACTION_CREATE type 5 (MODAL_SUBMIT), ``data {custom_id, components}`` with every
+        text input's ``value`` (fields not in ``values`` keep their pre-filled text or are
+        empty). A value a real client could not submit (longer than ``max_length``, shorter
+        than ``min_length``, a required field left empty, an unknown field) is an
+        AssertionError. The new interaction takes callbacks 4/5, and 6/7 when the modal came
+        from a component (its ``message`` is then updated)."""
+        modal = interaction.modal
+        if modal is None:
+            raise AssertionError(
+                f"the bot showed no modal for /{interaction.command_name} (responses: "
+                f"{[r.get('type') for r in interaction.responses]}, "
+                f"rejected: {interaction.rejected})"
+            )
+        if modal.submitted:
+            raise AssertionError(f"modal {modal.custom_id!r} was already submitted (it closed)")
+        user = user or interaction.user
+        if user.id != interaction.user.id:
+            raise AssertionError(f"only {interaction.user.username} sees modal {modal.custom_id!r}")
+        unknown = sorted(set(values) - set(modal.fields))
+        if unknown:
+            raise AssertionError(
+                f"modal {modal.custom_id!r} has no field(s) {unknown}; it has {list(modal.fields)}"
+            )
+        final: dict[str, str] = {}
+        for custom_id, spec in modal.fields.items():
+            value = values.get(custom_id, spec["value"] or "")
+            if not isinstance(value, str):
+                raise AssertionError(f"modal field {custom_id!r}: values are text, not {value!r}")
+            label = f"{custom_id!r} ({spec['label']!r})"
+            if spec["required"] and not value:
+                raise AssertionError(f"modal field {label} is required: the client cannot submit")
+            if len(value) > spec["max_length"]:
+                raise AssertionError(
+                    f"modal field {label} takes at most {spec['max_length']} characters, "
+                    f"not {len(value)}: the client cannot type more"
+                )
+            if value and len(value) < spec["min_length"]:
+                raise AssertionError(
+                    f"modal field {label} needs at least {spec['min_length']} characters, "
+                    f"not {len(value)}: the client cannot submit"
+                )
+            final[custom_id] = value
+        modal.submitted = True
+        data: JSON = {
+            "custom_id": modal.custom_id,
+            "components": components.submitted_components(modal, final),
+        }
+        if interaction.message is not None:
+            submit = self._component_interaction(
+                interaction.message,
+                user,
+                data,
+                locale,
+                kind=INTERACTION_MODAL_SUBMIT,
+                command_name=interaction.command_name,
+                command_id=interaction.command_id,
+                parent=interaction,
+            )
+        else:
+            interaction_id = self.world.snowflakes.next()
+            token = new_interaction_token()
+            payload = self._interactions.envelope(
+                interaction_id=interaction_id,
+                token=token,
+                kind=INTERACTION_MODAL_SUBMIT,
+                channel=interaction.channel,
+                user=user,
+                locale=locale,
+            )
+            payload["data"] = data
+            submit = Interaction(
+                id=interaction_id,
+                token=token,
+                type=INTERACTION_MODAL_SUBMIT,
+                application_id=self.world.application_id,
+                channel=interaction.channel,
+                user=user,
+                guild_id=interaction.guild_id,
+                command_name=interaction.command_name,
+                command_id=interaction.command_id,
+                payload=payload,
+                notifier=self.world.notifier,
+                custom_id=modal.custom_id,
+                parent=interaction,
+            )
+        return await self._dispatch_interaction(submit)
+
+    # -- files (the emulator's CDN) ---------------------------------------------------------
+
+    def upload(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str | None = None,
+        *,
+        size: int | None = None,
+        redirect_to: str | None = None,
+        description: str | None = None,
+    ) -> Attachment:
+        """A file a user uploads: use it as a slash option value (type 11, with
+        ``resolved.attachments``) or in ``post_message(attachments=[...])``. Served at
+        ``attachment.url`` (``http://{cdn_host}/ephemeral-attachments/...``). For hostile
+        input ``content_type`` and ``size`` (what Discord reports) may lie about ``data``,
+        and ``redirect_to`` makes the CDN answer 302 to that URL instead of the bytes."""
+        return self.core.store_file(
+            filename,
+            data,
+            content_type,
+            f"ephemeral-attachments/{self.world.application_id}",
+            size=size,
+            redirect_to=redirect_to,
+            description=description,
+        )
+
+    def attachment_url(self, attachment: Attachment | JSON | int | str) -> str:
+        """The URL the emulator serves an attachment's bytes at."""
+        return self._stored(attachment).url
+
+    def attachment_bytes(self, attachment: Attachment | JSON | Any) -> bytes:
+        """The bytes of an attachment: an ``Attachment``, an attachment dict as in
+        ``message.attachments`` (e.g. one the bot uploaded), anything with an ``id`` (a
+        ``hikari.Attachment``), or the id itself."""
+        return self._stored(attachment).data
+
+    def _stored(self, attachment: Attachment | JSON | Any) -> Attachment:
+        if isinstance(attachment, dict):
+            raw = attachment.get("id")
+        elif isinstance(attachment, int | str):
+            raw = attachment
+        else:
+            raw = getattr(attachment, "id", None)
+        try:
+            return self.world.cdn[int(str(raw))]
+        except (KeyError, ValueError):
+            raise KeyError(f"no attachment {raw!r} on the emulator's CDN") from None
+
+    def serve_redirect(self, location: str, *, status: int = 302) -> str:
+        """A URL on the emulator's CDN host that answers ``status`` with ``Location:
+        location`` (e.g. towards a host the bot must not fetch)."""
+        if not self.port:
+            raise RuntimeError("start the emulator first")
+        key = ids.new_token(12)
+        self.world.redirects[key] = (status, location)
+        return f"http://{self.cdn_host}/redirect/{key}"
 
     # -- gateway control ----------------------------------------------------------------------
 
@@ -743,6 +1075,26 @@ class DiscordEmulator:
             enough,
             timeout,
             lambda: f"{count} x {method} {path_pattern}; last {self.world.requests[-8:]}",
+        )
+
+    def dms_to(self, user: User) -> list[Message]:
+        """What the bot sent to ``user``'s DM channel, in order (empty if it never opened one)."""
+        channel_id = self.world.dm_channels.get(user.id)
+        if channel_id is None:
+            return []
+        return self.bot_messages(self.world.channels[channel_id])
+
+    async def wait_for_dms(self, user: User, count: int = 1, timeout: float = 5.0) -> list[Message]:
+        """The bot's DMs to ``user`` once there are at least ``count``."""
+
+        def enough() -> list[Message] | None:
+            found = self.dms_to(user)
+            return found if len(found) >= count else None
+
+        return await self.world.notifier.wait_for(
+            enough,
+            timeout,
+            lambda: f"{count} DM(s) to {user.username}; have {len(self.dms_to(user))}",
         )
 
     def typing_in(self, channel: Channel) -> list[float]:

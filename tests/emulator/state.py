@@ -8,6 +8,7 @@ import re
 from tests.emulator import ids
 from tests.emulator.models import (
     ApplicationCommand,
+    Attachment,
     Channel,
     Guild,
     Interaction,
@@ -45,6 +46,9 @@ class World:
         self.commands: dict[int, ApplicationCommand] = {}
         self.requests: list[RecordedRequest] = []
         self.typing: list[tuple[int, float]] = []  # (channel id, loop time)
+        self.cdn: dict[int, Attachment] = {}  # attachment id -> file served by the emulator
+        self.cdn_fetches: list[str] = []  # paths (with query) fetched from the emulator's CDN
+        self.redirects: dict[str, tuple[int, str]] = {}  # key -> (status, Location)
 
     def now(self) -> float:
         return asyncio.get_running_loop().time()
