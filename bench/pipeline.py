@@ -85,6 +85,7 @@ class Instant:
         temperature: float,
         max_tokens: int,
         timeout: float,
+        **sampling: float,
     ) -> Completion:
         return Completion(
             content="ok", thinking=None, model=target.model, prompt_tokens=None,

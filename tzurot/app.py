@@ -19,12 +19,17 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tzurot.ai.catalog import ModelCatalog
+from tzurot.ai.credentials import CredentialResolver
 from tzurot.ai.generation import Generator, ModelDefaults
+from tzurot.ai.key_check import KeyChecker
 from tzurot.ai.provider import ChatModel, LiteLLMProvider
 from tzurot.api import ApiServer
 from tzurot.config import Component, Settings
 from tzurot.conversations import TranscriptStore, retention_task
+from tzurot.discord.activation import Activations
 from tzurot.discord.bot import DiscordFrontEnd
+from tzurot.discord.services import Community
 from tzurot.infra import EmbeddedRedis, RedisClient, connect, ping
 from tzurot.infra.identity import ProcessIdentity
 from tzurot.infra.secretbox import SecretBox
@@ -45,7 +50,16 @@ from tzurot.jobs import (
     shared_signing_secret,
 )
 from tzurot.logs import get_logger
+from tzurot.moderation import Denylist, RateLimiter
+from tzurot.moderation.stats import AdminStats
+from tzurot.personalities.avatars import AvatarStore
+from tzurot.personalities.service import CharacterService
 from tzurot.personalities.store import PersonalityStore, seed_from_directory
+from tzurot.settings.apikeys import BOX_PURPOSE, ApiKeyVault
+from tzurot.settings.catalog import SettingDefaults
+from tzurot.settings.presets import PresetStore
+from tzurot.settings.resolver import SettingsResolver
+from tzurot.settings.store import SettingsStore
 
 log = get_logger(__name__)
 
@@ -64,9 +78,13 @@ class Application:
     api: ApiServer | None = field(default=None, init=False)
     worker: InProcessWorker | None = field(default=None, init=False)
     discord: DiscordFrontEnd | None = field(default=None, init=False)
+    # The settings cascade (every generation resolves through it) and the model catalog.
+    resolver: SettingsResolver | None = field(default=None, init=False)
+    models: ModelCatalog | None = field(default=None, init=False)
     started_at: float = field(default=0.0, init=False)
     _embedded: EmbeddedRedis | None = field(default=None, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _catalog_warming: asyncio.Task[None] | None = field(default=None, init=False)
 
     async def start(self) -> None:
         settings = self.settings
@@ -98,6 +116,24 @@ class Application:
         self.personalities = store = PersonalityStore(redis)
         await seed_from_directory(store, settings.personalities_dir)
         transcripts = TranscriptStore(redis)
+        characters = CharacterService(
+            store, AvatarStore(redis),
+            owner_id=str(settings.bot_owner_id) if settings.bot_owner_id else None,
+            public_base_url=settings.public_base_url,
+            max_attachment_bytes=settings.max_attachment_bytes,
+            attachment_hosts=settings.attachment_hosts,
+        )  # fmt: skip
+        # Presets, user and channel settings, and the one resolver over them (and the model
+        # catalog, whose table is read in a thread while the rest starts).
+        presets, user_settings, resolver, catalog = self._build_settings(redis)
+        # Users' own API keys (BYOK): sealed with ENCRYPTION_KEY; without it none can be stored.
+        key_box = (
+            SecretBox(settings.encryption_key.get_secret_value(), BOX_PURPOSE)
+            if settings.encryption_key
+            else None
+        )
+        api_keys = ApiKeyVault(redis, key_box)
+        key_checker = KeyChecker(api_base=settings.llm_api_base)
 
         model: ChatModel | None = None
         warming: asyncio.Task[None] | None = None
@@ -112,6 +148,7 @@ class Application:
             self.api = ApiServer(
                 jobs, store, self.health, metrics,
                 token=token, max_message_chars=settings.max_message_chars,
+                characters=characters,
             )  # fmt: skip
             await self.api.start(settings.api_host, settings.api_port)
 
@@ -135,8 +172,28 @@ class Application:
                 identity=identity,
                 jobs=jobs,
                 results=results,
-                personalities=store,
-                transcripts=transcripts,
+                community=Community(
+                    personalities=store,
+                    transcripts=transcripts,
+                    characters=characters,
+                    owner_id=str(settings.bot_owner_id) if settings.bot_owner_id else None,
+                    denylist=Denylist(redis),
+                    rate_limiter=RateLimiter(
+                        redis,
+                        settings.rate_limit_user_per_minute,
+                        settings.rate_limit_channel_per_minute,
+                    ),
+                    activations=Activations(redis),
+                    admin_stats=AdminStats(redis, jobs, store),
+                    health=self.health,
+                    api_keys=api_keys,
+                    key_checker=key_checker,
+                    key_providers=api_keys,
+                    presets=presets,
+                    settings=user_settings,
+                    resolver=resolver,
+                    models=catalog,
+                ),
                 registry=metrics.registry,
                 max_mentions=settings.max_mentions_per_message,
                 taking_longer_after=settings.taking_longer_seconds,
@@ -153,6 +210,17 @@ class Application:
                 transcripts,
                 ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
                 history_limit=settings.history_limit,
+                # Every generation resolves the settings cascade, then whose key it uses.
+                settings=resolver,  # the one resolver the commands use too
+                credentials=CredentialResolver(
+                    api_keys,
+                    default_model=settings.default_model,
+                    api_base=settings.llm_api_base,
+                    api_key=settings.llm_api_key,
+                    guest_models=settings.guest_models,
+                    user_providers=key_checker.providers,
+                ),
+                vault=api_keys,
             )
             cron = [retention_task(transcripts, settings.history_retention_days), *self.extra_cron]
             self.worker = build_worker(
@@ -169,6 +237,21 @@ class Application:
             self._worker_task = asyncio.create_task(self.worker.start(), name="saq-worker")
         log.info("tzurot started", components=sorted(settings.components), process=name,
                  seconds=round(time.monotonic() - self.started_at, 2))  # fmt: skip
+
+    def _build_settings(
+        self, redis: RedisClient
+    ) -> tuple[PresetStore, SettingsStore, SettingsResolver, ModelCatalog]:
+        """The settings cascade's stores, its resolver, and the model catalog (its table is
+        loaded in a thread, `_catalog_warming`, while the rest starts)."""
+        settings = self.settings
+        owner = str(settings.bot_owner_id) if settings.bot_owner_id else None
+        presets = PresetStore(redis, bot_owner_id=owner)
+        user_settings = SettingsStore(redis)
+        defaults = SettingDefaults.from_settings(settings)
+        self.resolver = resolver = SettingsResolver(user_settings, presets, defaults)
+        self.models = catalog = ModelCatalog.from_settings(settings)
+        self._catalog_warming = asyncio.create_task(catalog.warm_up(), name="model-catalog")
+        return presets, user_settings, resolver, catalog
 
     async def _connect_redis(self) -> RedisClient:
         settings = self.settings
@@ -210,6 +293,9 @@ class Application:
 
     async def stop(self) -> None:
         log.info("tzurot stopping", grace_s=self.settings.shutdown_grace_period)
+        if self._catalog_warming is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._catalog_warming  # a thread cannot be cancelled; it takes < 1 s
         if self.discord is not None:
             await self.discord.stop()
         if self.api is not None:

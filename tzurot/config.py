@@ -88,6 +88,23 @@ class Settings(BaseSettings):
 
     # Personalities
     personalities_dir: Path = Path("./personalities")
+    # Where the HTTP API is reachable from Discord, for avatars uploaded with /character avatar
+    # (served at {PUBLIC_BASE_URL}/avatars/{slug}). Unset: uploads are refused, URLs still work.
+    public_base_url: str | None = None
+
+    # Community: guest models (usable by people without a key when the operator has none for
+    # the model's provider), and sliding-window rate limits (0 turns one off).
+    guest_models: Annotated[tuple[str, ...], NoDecode] = ()
+    rate_limit_user_per_minute: int = Field(default=10, ge=0, le=10_000)
+    rate_limit_channel_per_minute: int = Field(default=30, ge=0, le=100_000)
+
+    # Attachments: the largest file fetched, and the hosts files are fetched from (Discord's
+    # attachment hosts; tests add their own loopback host:port).
+    max_attachment_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    attachment_hosts: Annotated[tuple[str, ...], NoDecode] = (
+        "cdn.discordapp.com",
+        "media.discordapp.net",
+    )
 
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -114,6 +131,13 @@ class Settings(BaseSettings):
             if not ids or any(i < 0 for i in ids):
                 raise ValueError("comma-separated shard numbers (0 or more), e.g. 0,1")
             return tuple(sorted(set(ids)))
+        return value
+
+    @field_validator("guest_models", "attachment_hosts", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
         return value
 
     @field_validator("redis_sentinels", mode="before")
@@ -150,7 +174,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_KEY_CHARS} characters")
         return value
 
-    @field_validator("llm_api_base", "discord_rest_url")
+    @field_validator("llm_api_base", "discord_rest_url", "public_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

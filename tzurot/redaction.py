@@ -254,14 +254,18 @@ class Redactor:
         """Secrets learned at runtime (a webhook or interaction token): the most recent
         `MAX_RUNTIME_SECRETS` are kept."""
         with self._lock:
+            changed = False
             for secret in secrets:
                 if not secret or len(secret) < MIN_SECRET_CHARS or secret in self._pinned:
                     continue
+                changed = changed or secret not in self._runtime
                 self._runtime[secret] = None
                 self._runtime.move_to_end(secret)
             while len(self._runtime) > MAX_RUNTIME_SECRETS:
                 self._runtime.popitem(last=False)
-            self._rebuild()
+                changed = True
+            if changed:  # re-registering a known one (every call with a user's key) is cheap
+                self._rebuild()
 
     def forget(self, *secrets: str | None) -> None:
         """Stop masking runtime secrets that are no longer valid (configuration stays)."""

@@ -1,6 +1,7 @@
 """The Redis transcript store, against a real redis-server."""
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from tzurot.conversations import (
     retention_task,
 )
 from tzurot.conversations.store import ACTIVE_KEY, MAX_CONTENT_CHARS, TRUNCATION_MARKER
+from tzurot.infra.keys import TRANSCRIPT_UNDO
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 CHANNEL = "111"
@@ -340,3 +342,104 @@ async def test_concurrent_appends_respect_the_cap(client: Redis) -> None:
 
     assert contents(await store.recent(CHANNEL, 100)) == [f"m{n}" for n in range(40, 50)]
     assert await client.hlen(f"tzurot:transcript:{{{CHANNEL}}}:turns") == 10
+
+
+# -- a user's own history: clear, undo ------------------------------------------------------
+
+
+def own(content: str, user: str, personality: str, *, minute: int, role: str = "user") -> ChatTurn:
+    return ChatTurn.model_validate(
+        {
+            "role": role,
+            "speaker": user if role == "user" else personality.title(),
+            "content": content,
+            "at": T0 + timedelta(minutes=minute),
+            "personality": personality,
+            "user_id": user,
+            "message_id": f"{user}-{minute}" if role == "user" else None,
+        }
+    )
+
+
+async def _conversation(store: TranscriptStore) -> None:
+    await store.append(CHANNEL, own("a1 to lilith", "a", "lilith", minute=1))
+    await store.append(CHANNEL, own("lilith to a", "a", "lilith", minute=2, role="assistant"))
+    await store.append(CHANNEL, own("b1 to lilith", "b", "lilith", minute=3))
+    await store.append(CHANNEL, own("lilith to b", "b", "lilith", minute=4, role="assistant"))
+    await store.append(CHANNEL, own("a2 to nova", "a", "nova", minute=5))
+    await store.append(CHANNEL, own("nova to a", "a", "nova", minute=6, role="assistant"))
+
+
+async def test_clear_user_removes_only_their_turns_and_the_replies_to_them(
+    store: TranscriptStore,
+) -> None:
+    await _conversation(store)
+    assert await store.clear_user(CHANNEL, "a") == 4
+    assert contents(await store.recent(CHANNEL, 50)) == ["b1 to lilith", "lilith to b"]
+    assert await store.clear_user(CHANNEL, "a") == 0  # nothing left: the undo data is kept
+    assert await store.undo(CHANNEL, "a") == 4
+    assert contents(await store.recent(CHANNEL, 50)) == [
+        "a1 to lilith", "lilith to a", "b1 to lilith", "lilith to b", "a2 to nova", "nova to a",
+    ]  # fmt: skip
+    assert await store.undo(CHANNEL, "a") is None  # undone once
+
+
+async def test_clear_user_of_one_personality_and_undo_by_personality(
+    store: TranscriptStore,
+) -> None:
+    await _conversation(store)
+    assert await store.clear_user(CHANNEL, "a", "nova") == 2
+    assert contents(await store.user_turns(CHANNEL, "a")) == ["a1 to lilith", "lilith to a"]
+    assert await store.undo(CHANNEL, "a", "lilith") is None  # that clear held no lilith turns
+    assert await store.undo(CHANNEL, "a", "nova") == 2
+    assert contents(await store.user_turns(CHANNEL, "a", "nova")) == ["a2 to nova", "nova to a"]
+
+
+async def test_a_new_clear_replaces_the_undo_and_users_are_separate(
+    store: TranscriptStore,
+) -> None:
+    await _conversation(store)
+    await store.clear_user(CHANNEL, "a", "lilith")
+    await store.clear_user(CHANNEL, "a", "nova")
+    await store.clear_user(CHANNEL, "b")
+    assert await store.undo(CHANNEL, "a") == 2  # the last clear: nova's
+    assert contents(await store.recent(CHANNEL, 50)) == ["a2 to nova", "nova to a"]
+    assert await store.undo(CHANNEL, "b") == 2
+
+
+async def test_undo_data_expires_and_a_reset_drops_it(
+    store: TranscriptStore, client: Redis
+) -> None:
+    await _conversation(store)
+    await store.clear_user(CHANNEL, "a")
+    undo_key = TRANSCRIPT_UNDO.key(channel=CHANNEL)
+    assert 0 < await client.ttl(undo_key) <= TRANSCRIPT_UNDO.ttl_seconds  # type: ignore[operator]
+    assert await store.clear(CHANNEL) == 2  # /channel reset: everyone's turns...
+    assert not await client.exists(undo_key)  # ...and nobody can undo into it
+    assert await store.undo(CHANNEL, "a") is None
+
+
+async def test_a_stale_clear_is_not_restored(store: TranscriptStore, client: Redis) -> None:
+    await _conversation(store)
+    await store.clear_user(CHANNEL, "a")
+    undo_key = TRANSCRIPT_UNDO.key(channel=CHANNEL)
+    raw = await client.hget(undo_key, "a")
+    assert raw is not None
+    stale = json.loads(raw)
+    stale["at"] -= 2 * 86400
+    await client.hset(undo_key, "a", json.dumps(stale))
+    assert await store.undo(CHANNEL, "a") is None
+    assert not await client.hexists(undo_key, "a")
+
+
+async def test_undo_keeps_the_cap_and_the_active_index(client: Redis) -> None:
+    store = TranscriptStore(client, max_turns=3)
+    await store.append(CHANNEL, own("a1", "a", "lilith", minute=1))
+    await store.append(CHANNEL, own("a2", "a", "lilith", minute=2))
+    await store.clear_user(CHANNEL, "a")
+    await client.zrem(ACTIVE_KEY, CHANNEL)  # as if a prune forgot the (then empty) channel
+    for minute in (3, 4):
+        await store.append(CHANNEL, own(f"b{minute}", "b", "lilith", minute=minute))
+    assert await store.undo(CHANNEL, "a") == 2
+    assert contents(await store.recent(CHANNEL, 10)) == ["a2", "b3", "b4"]  # capped at 3
+    assert await client.zscore(ACTIVE_KEY, CHANNEL) is not None

@@ -72,6 +72,8 @@ class GenerationRequest(BaseModel):
     user_id: str = Field(min_length=1, max_length=64)
     user_name: str | None = Field(default=None, max_length=200)
     channel_id: str | None = Field(default=None, max_length=64)
+    # For a thread: the channel it belongs to (channel settings and activation are inherited).
+    parent_channel_id: str | None = Field(default=None, max_length=64)
     guild_id: str | None = Field(default=None, max_length=64)
     location: str | None = Field(default=None, max_length=300)
     source_message_id: str | None = Field(default=None, max_length=64)
@@ -115,6 +117,8 @@ class GenerationResult(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     failure: GenerationFailure | None = None
+    # Told to request.user_id alone, once, by DM (e.g. "the provider refused your API key").
+    private_notice: str | None = Field(default=None, max_length=2000)
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

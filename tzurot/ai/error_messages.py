@@ -18,7 +18,18 @@ BUILT_IN_ERROR_MESSAGES: dict[str, str] = {
     ErrorCategory.TIMEOUT: "My model took too long to answer.",
     ErrorCategory.NETWORK: "I couldn't reach my model provider.",
     ErrorCategory.EMPTY_RESPONSE: "My model answered with nothing at all.",
+    ErrorCategory.USER_KEY_REJECTED: (
+        "I couldn't answer: the API key you added for this model's provider was refused. "
+        "Add a working one with `/settings apikey set`."
+    ),
+    ErrorCategory.NO_API_KEY: (
+        "I can't answer yet: no API key is set up for my model's provider. Add your own with "
+        "`/settings apikey set`, or ask the bot's operator."
+    ),
 }
+# Failures the user can fix themselves: always told in these words (a personality's own error
+# message would hide what to do).
+ACTIONABLE: frozenset[str] = frozenset({ErrorCategory.USER_KEY_REJECTED, ErrorCategory.NO_API_KEY})
 DEFAULT_ERROR_MESSAGE = "Something went wrong while I was thinking."
 
 
@@ -28,4 +39,6 @@ def error_message_for(personality: Personality, category: str) -> str:
 
 
 def in_voice(own_message: str | None, category: str) -> str:
+    if category in ACTIONABLE:
+        return BUILT_IN_ERROR_MESSAGES[category]
     return own_message or BUILT_IN_ERROR_MESSAGES.get(category, DEFAULT_ERROR_MESSAGE)

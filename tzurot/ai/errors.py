@@ -26,6 +26,10 @@ class ErrorCategory(StrEnum):
     TIMEOUT = "timeout"
     NETWORK = "network"
     EMPTY_RESPONSE = "empty_response"
+    # Users' own keys (BYOK): the provider refused the key the user added; or nobody (user,
+    # operator, guest models) has credentials for the model's provider.
+    USER_KEY_REJECTED = "user_key_rejected"
+    NO_API_KEY = "no_api_key"
 
 
 RETRYABLE: frozenset[ErrorCategory] = frozenset(
@@ -50,6 +54,8 @@ _SUMMARY = {
     ErrorCategory.TIMEOUT: "The model provider did not answer in time.",
     ErrorCategory.NETWORK: "Could not reach the model provider.",
     ErrorCategory.EMPTY_RESPONSE: "The model returned an empty reply.",
+    ErrorCategory.USER_KEY_REJECTED: "The provider rejected the user's own API key.",
+    ErrorCategory.NO_API_KEY: "No API key is set up for the model's provider.",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -13,15 +14,63 @@ from tzurot.ai.contracts import (
     Progress,
     ProgressCallback,
 )
+from tzurot.ai.credentials import CredentialResolver, Credentials, provider_of
 from tzurot.ai.error_messages import error_message_for
+from tzurot.ai.errors import ErrorCategory, ProviderError
 from tzurot.ai.models import ModelTarget
 from tzurot.ai.prompt import build_messages
-from tzurot.ai.provider import ChatModel
+from tzurot.ai.provider import SAMPLING_PARAMETERS, ChatModel
 from tzurot.conversations.models import ChatTurn, HistorySource
 from tzurot.logs import get_logger
 from tzurot.personalities.models import Personality
+from tzurot.settings.apikeys import ApiKeyVault
 
 log = get_logger(__name__)
+
+# Jobs whose user key was just refused, until `failed` reports it (bounded: failed pops it).
+_MAX_PENDING_REJECTIONS = 1024
+
+
+class EffectiveSettings(Protocol):
+    """What a generation reads of the settings cascade (tzurot/settings/resolver.py's
+    ResolvedSettings): the effective value of each, None where nothing sets it."""
+
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def top_p(self) -> float | None: ...
+    @property
+    def frequency_penalty(self) -> float | None: ...
+    @property
+    def presence_penalty(self) -> float | None: ...
+    @property
+    def max_tokens(self) -> int | None: ...
+    @property
+    def context_window(self) -> int | None: ...
+    @property
+    def history_limit(self) -> int | None: ...
+
+
+class SettingsSource(Protocol):
+    async def resolve(
+        self,
+        personality: Personality,
+        *,
+        user_id: str,
+        channel_id: str | None,
+        parent_channel_id: str | None,
+    ) -> EffectiveSettings: ...
+
+
+def rejected_key_notice(provider: str, personality: Personality) -> str:
+    return (
+        f"Your **{provider}** API key was refused by {provider} when "
+        f"{personality.display_name} tried to answer you, so I could not reply. Replace it "
+        "with `/settings apikey set`, or remove it with `/settings apikey remove` to use the "
+        "bot's own access (where there is one). I will not tell you again for this key."
+    )
 
 
 class ModelDefaults:
@@ -48,11 +97,21 @@ class Generator:
         history: HistorySource,
         defaults: ModelDefaults,
         history_limit: int = 50,
+        *,
+        settings: SettingsSource | None = None,
+        credentials: CredentialResolver | None = None,
+        vault: ApiKeyVault | None = None,
     ) -> None:
+        """`settings` (the cascade) and `credentials` (BYOK, operator, guest) are optional:
+        without them the personality's own values and `defaults` apply, as before."""
         self._model = model
         self._history = history
         self._defaults = defaults
         self._history_limit = history_limit
+        self._settings = settings
+        self._credentials = credentials
+        self._vault = vault
+        self._rejected: dict[str, str] = {}  # job id -> provider whose user key was refused
 
     async def generate(
         self,
@@ -64,7 +123,10 @@ class Generator:
         progress: ProgressCallback,
     ) -> GenerationResult:
         await progress(Progress.STARTED)
-        personality = request.personality  # resolved by whoever accepted the request
+        # Resolved by whoever accepted the request; its values as the settings cascade has them.
+        personality, sampling, history_limit = await self._effective(request)
+        credentials = await self._target(request, personality)
+        target = credentials.target
         user_name = request.user_name or f"user {request.user_id}"
         history: list[ChatTurn] = []
         if request.channel_id is not None:
@@ -77,10 +139,7 @@ class Generator:
                 user_id=request.user_id,
                 message_id=request.source_message_id,
             )
-            history = await self._history.exchange(
-                request.channel_id, user_turn, self._history_limit
-            )
-        target = self._defaults.target_for(personality)
+            history = await self._history.exchange(request.channel_id, user_turn, history_limit)
         messages = build_messages(
             personality,
             user_message=request.message,
@@ -92,13 +151,24 @@ class Generator:
             model=target.model,
         )
         await progress(Progress.CALLING_MODEL)
-        completion = await self._model.complete(
-            messages,
-            target,
-            temperature=personality.temperature,
-            max_tokens=personality.max_tokens,
-            timeout=timeout,
-        )
+        try:
+            completion = await self._model.complete(
+                messages,
+                target,
+                temperature=personality.temperature,
+                max_tokens=personality.max_tokens,
+                timeout=timeout,
+                **sampling,
+            )
+        except ProviderError as error:
+            if not (credentials.uses_user_key and error.category is ErrorCategory.AUTHENTICATION):
+                raise
+            self._remember_rejection(job_id, credentials.provider)
+            raise ProviderError(
+                ErrorCategory.USER_KEY_REJECTED,
+                f"The provider {credentials.provider} refused the API key this user added.",
+                status_code=error.status_code,
+            ) from None
         await progress(Progress.DONE)
         if request.channel_id is not None:
             reply_turn = ChatTurn(
@@ -107,6 +177,7 @@ class Generator:
                 content=completion.content,
                 at=datetime.now(UTC),
                 personality=personality.slug,
+                user_id=request.user_id,  # whom it answers (/history clear takes both)
                 message_id=f"reply:{job_id}",
             )
             await self._history.append(request.channel_id, reply_turn)
@@ -125,6 +196,9 @@ class Generator:
     async def failed(
         self, request: GenerationRequest, *, job_id: str, attempts: int, failure: GenerationFailure
     ) -> GenerationResult:
+        notice = None
+        if failure.category == ErrorCategory.USER_KEY_REJECTED:
+            notice = await self._rejection_notice(request, job_id)
         return GenerationResult(
             job_id=job_id,
             request=request,
@@ -132,7 +206,74 @@ class Generator:
             error_message=error_message_for(request.personality, failure.category),
             attempts=attempts,
             failure=failure,
+            private_notice=notice,
         )
+
+    # -- settings and credentials ------------------------------------------------------------
+
+    async def _effective(
+        self, request: GenerationRequest
+    ) -> tuple[Personality, dict[str, float], int]:
+        """The personality with the cascade's values in it (what the prompt budget and the
+        model call read), the sampling values that are set, and the history limit."""
+        personality = request.personality
+        if self._settings is None:
+            return personality, _sampling_of(personality), self._history_limit
+        resolved = await self._settings.resolve(
+            personality,
+            user_id=request.user_id,
+            channel_id=request.channel_id,
+            parent_channel_id=request.parent_channel_id,
+        )
+        changes: dict[str, Any] = {}
+        for name in ("model", "temperature", "max_tokens", "context_window", *SAMPLING_PARAMETERS):
+            value = getattr(resolved, name, None)
+            if value is not None and value != getattr(personality, name):
+                changes[name] = value
+        if changes:
+            # No validation on copy: the resolver has validated every value it returns.
+            personality = personality.model_copy(update=changes)
+        limit = resolved.history_limit
+        return (
+            personality,
+            _sampling_of(personality),
+            self._history_limit if limit is None else int(limit),
+        )
+
+    async def _target(self, request: GenerationRequest, personality: Personality) -> Credentials:
+        if self._credentials is None:
+            target = self._defaults.target_for(personality)
+            return Credentials(target, "operator", provider_of(target.model), target.model)
+        return await self._credentials.resolve(
+            request.user_id, personality.model or self._defaults.model
+        )
+
+    def _remember_rejection(self, job_id: str, provider: str) -> None:
+        if len(self._rejected) >= _MAX_PENDING_REJECTIONS:
+            self._rejected.pop(next(iter(self._rejected)))
+        self._rejected[job_id] = provider
+
+    async def _rejection_notice(self, request: GenerationRequest, job_id: str) -> str | None:
+        """The owner of the refused key is told once per key (the vault's rejected flag)."""
+        provider = self._rejected.pop(job_id, None)
+        if provider is None:  # a re-run after a crash: work out the provider again
+            try:
+                personality, _, _ = await self._effective(request)
+                provider = provider_of(personality.model or self._defaults.model)
+            except Exception:
+                log.warning("could not work out whose key was refused")
+                return None
+        if self._vault is None or not await self._vault.mark_rejected(request.user_id, provider):
+            return None
+        return rejected_key_notice(provider, request.personality)
+
+
+def _sampling_of(personality: Personality) -> dict[str, float]:
+    return {
+        name: float(value)
+        for name in SAMPLING_PARAMETERS
+        if (value := getattr(personality, name)) is not None
+    }
 
 
 def _participants(user_name: str, history: list[ChatTurn]) -> list[str]:

@@ -25,6 +25,9 @@ log = get_logger(__name__)
 
 
 class ChatModel(Protocol):
+    """A model client. `sampling` holds only the values that are set (`top_p`,
+    `frequency_penalty`, `presence_penalty`): an unset one is the model's own default."""
+
     async def complete(
         self,
         messages: Sequence[ChatMessage],
@@ -33,7 +36,11 @@ class ChatModel(Protocol):
         temperature: float,
         max_tokens: int,
         timeout: float,
+        **sampling: float,
     ) -> Completion: ...
+
+
+SAMPLING_PARAMETERS = ("top_p", "frequency_penalty", "presence_penalty")
 
 
 class LiteLLMProvider:
@@ -72,7 +79,11 @@ class LiteLLMProvider:
         temperature: float,
         max_tokens: int,
         timeout: float,
+        **sampling: float,
     ) -> Completion:
+        unknown = set(sampling) - set(SAMPLING_PARAMETERS)
+        if unknown:
+            raise TypeError(f"unknown sampling parameters: {sorted(unknown)}")
         litellm = await self._litellm()  # outside the timeout: the call's budget is the model's
         started = time.monotonic()
         error: ProviderError | None = None
@@ -83,6 +94,7 @@ class LiteLLMProvider:
             "api_key": target.api_key.get_secret_value() if target.api_key else None,
             "temperature": temperature,
             "max_tokens": max_tokens,
+            **{name: value for name, value in sampling.items() if value is not None},
             "timeout": timeout,
             "num_retries": 0,  # litellm's own retries
             "max_retries": 0,  # the OpenAI SDK's retries

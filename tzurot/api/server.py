@@ -1,7 +1,8 @@
-"""The internal HTTP API (aiohttp): generate, job status, health and metrics.
+"""The internal HTTP API (aiohttp): generate, job status, health, metrics and personalities.
 
-Every route but /health needs `Authorization: Bearer $API_TOKEN` (when a token is set). Bad
-input always gets a 4xx with `{"error": {"code", "message"}}`; nothing is dropped silently.
+Every route but /health and GET /avatars/{slug} needs `Authorization: Bearer $API_TOKEN` (when
+a token is set). Bad input always gets a 4xx with `{"error": {"code", "message"}}`; nothing is
+dropped silently.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from redis.exceptions import RedisError
 
 from tzurot.ai.contracts import GenerationRequest, new_reference_id, new_request_id
 from tzurot.api.metrics import render_prometheus
+from tzurot.api.personalities import AVATAR_PATH_PREFIX, PersonalityRoutes
 from tzurot.jobs import JobQueue, JobView
 from tzurot.jobs.metrics import JobMetrics
 from tzurot.logs import get_logger, log_context
+from tzurot.personalities.service import CharacterService
 from tzurot.personalities.store import PersonalityDirectory
 
 log = get_logger(__name__)
@@ -95,6 +98,7 @@ class ApiServer:
         *,
         token: str | None,
         max_message_chars: int,
+        characters: CharacterService | None = None,
     ) -> None:
         self._jobs = jobs
         self._personalities = personalities
@@ -102,6 +106,7 @@ class ApiServer:
         self._metrics = metrics
         self._token = token
         self._max_message_chars = max_message_chars
+        self._characters = characters
         self._started = time.monotonic()
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -118,6 +123,8 @@ class ApiServer:
         app.router.add_get("/health", self.health)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/metrics/prometheus", self.prometheus)
+        if self._characters is not None:
+            PersonalityRoutes(self._characters).add_to(app)
         return app
 
     async def start(self, host: str, port: int) -> None:
@@ -169,7 +176,10 @@ class ApiServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path != "/health" and self._token is not None:
+        public = request.path == "/health" or (
+            request.method in ("GET", "HEAD") and request.path.startswith(AVATAR_PATH_PREFIX)
+        )
+        if not public and self._token is not None:
             header = request.headers.get("Authorization", "")
             scheme, _, supplied = header.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(

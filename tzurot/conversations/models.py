@@ -12,7 +12,8 @@ class ChatTurn(BaseModel):
     """One message in a channel's transcript.
 
     `role` is "user" for people and "assistant" for a personality's replies; `speaker` is the
-    display name the model sees (the author's, or the personality's).
+    display name the model sees (the author's, or the personality's). `user_id` is the author
+    of a user turn, and for a reply the user it answers (what `/history clear` goes by).
     """
 
     model_config = ConfigDict(frozen=True)

@@ -5,6 +5,7 @@ one slot):
   tzurot:transcript:{<channel>}:turns   hash: entry id -> one `ChatTurn` as JSON
   tzurot:transcript:{<channel>}:order   sorted set: entry id, scored by the turn's time
   tzurot:transcript-active              sorted set: channel id, scored by its newest turn's time
+  tzurot:transcript-undo:{<channel>}    hash: user id -> what their last clear removed (24 h)
 
 An entry id is `m:{message_id}` when the turn has a Discord message id, so a gateway replay of
 the same message is stored once; otherwise it is random. A user turn carries the personality the
@@ -13,11 +14,19 @@ user addressed in `personality`, which is what `clear(channel, personality)` goe
 `exchange()` reads the history before a new turn and stores the turn in one step, so the worker
 never reads back the turn it is answering. Only `prune` removes a channel from the active index,
 and only once the channel is empty and its newest turn is older than the cutoff; so a concurrent
-append can never leave turns that no prune will find.
+append can never leave turns that no prune will find (`undo` puts turns back the way `append`
+does: into the order set and the turns hash together, the active index raised, the cap kept).
+
+A user's own turns are the user turns with their `user_id` and the replies to them (a reply
+carries the `user_id` of the user it answers). `clear_user` moves those (optionally only one
+personality's) into the channel's undo hash in one script, replacing that user's previous undo
+data; `undo` moves them back. Undo data expires 24 h after the channel's latest clear, and a
+clear older than 24 h is never restored; clearing the whole channel drops it too.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -28,7 +37,12 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from tzurot.conversations.models import ChatTurn
-from tzurot.infra.keys import TRANSCRIPT_ACTIVE, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS
+from tzurot.infra.keys import (
+    TRANSCRIPT_ACTIVE,
+    TRANSCRIPT_ORDER,
+    TRANSCRIPT_TURNS,
+    TRANSCRIPT_UNDO,
+)
 from tzurot.jobs.cron import CronTask
 
 log = structlog.get_logger(__name__)
@@ -108,12 +122,87 @@ return 0
 """
 
 
+# Moves a user's own turns (optionally of one personality) to the undo hash. KEYS: order,
+# turns, undo. ARGV: user id, personality ('' = all), undo ttl, now. Returns turns moved.
+_CLEAR_USER = """
+local all = redis.call('HGETALL', KEYS[2])
+local moved = {}
+for i = 1, #all, 2 do
+  local ok, turn = pcall(cjson.decode, all[i + 1])
+  if ok and type(turn) == 'table' and turn['user_id'] == ARGV[1]
+      and (ARGV[2] == '' or turn['personality'] == ARGV[2]) then
+    local score = redis.call('ZSCORE', KEYS[1], all[i])
+    local personality = turn['personality']
+    if type(personality) ~= 'string' then personality = '' end
+    moved[#moved + 1] = {all[i], score or '0', all[i + 1], personality}
+  end
+end
+if #moved == 0 then return 0 end
+for _, m in ipairs(moved) do
+  redis.call('HDEL', KEYS[2], m[1])
+  redis.call('ZREM', KEYS[1], m[1])
+end
+redis.call('HSET', KEYS[3], ARGV[1], cjson.encode({at = tonumber(ARGV[4]), turns = moved}))
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return #moved
+"""
+
+# Puts back what a user's last clear removed (optionally only one personality's turns).
+# KEYS: order, turns, undo, active. ARGV: user id, personality ('' = all), cap, channel,
+# oldest clear time still undoable. Returns turns restored, or -1 when there is nothing to undo.
+_UNDO = """
+local raw = redis.call('HGET', KEYS[3], ARGV[1])
+if not raw then return -1 end
+local ok, data = pcall(cjson.decode, raw)
+if not ok or type(data) ~= 'table' or tonumber(data['at']) < tonumber(ARGV[5]) then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  return -1
+end
+local keep, restored, newest, any = {}, 0, nil, false
+for _, m in ipairs(data['turns']) do
+  if ARGV[2] == '' or m[4] == ARGV[2] then
+    any = true
+    if redis.call('HSETNX', KEYS[2], m[1], m[3]) == 1 then
+      redis.call('ZADD', KEYS[1], m[2], m[1])
+      restored = restored + 1
+      local score = tonumber(m[2])
+      if newest == nil or score > newest then newest = score end
+    end
+  else
+    keep[#keep + 1] = m
+  end
+end
+if not any then return -1 end
+if #keep == 0 then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+else
+  redis.call('HSET', KEYS[3], ARGV[1], cjson.encode({at = data['at'], turns = keep}))
+end
+if newest ~= nil then
+  redis.call('ZADD', KEYS[4], 'GT', newest, ARGV[4])
+  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+  if excess > 0 then
+    local dropped = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+    redis.call('HDEL', KEYS[2], unpack(dropped))
+  end
+end
+return restored
+"""
+
+UNDO_SECONDS = TRANSCRIPT_UNDO.ttl_seconds or 24 * 3600
+
+
 def _order_key(channel_id: str) -> str:
     return TRANSCRIPT_ORDER.key(channel=channel_id)
 
 
 def _turns_key(channel_id: str) -> str:
     return TRANSCRIPT_TURNS.key(channel=channel_id)
+
+
+def _undo_key(channel_id: str) -> str:
+    return TRANSCRIPT_UNDO.key(channel=channel_id)
 
 
 class TranscriptStore:
@@ -136,6 +225,8 @@ class TranscriptStore:
         self._recent = redis.register_script(_RECENT)
         self._prune = redis.register_script(_PRUNE)
         self._forget = redis.register_script(_FORGET)
+        self._clear_user = redis.register_script(_CLEAR_USER)
+        self._undo = redis.register_script(_UNDO)
 
     async def append(self, channel_id: str, turn: ChatTurn) -> None:
         """Store a turn; a message id already stored in this channel is not stored again."""
@@ -180,7 +271,7 @@ class TranscriptStore:
         if personality is None:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hlen(turns)
-                pipe.delete(order, turns)
+                pipe.delete(order, turns, _undo_key(channel_id))
                 removed, _ = await pipe.execute()
             return int(removed)
         entries = await self._redis.hgetall(turns)
@@ -197,6 +288,40 @@ class TranscriptStore:
             pipe.hdel(turns, *doomed)
             _, removed = await pipe.execute()
         return int(removed)
+
+    async def clear_user(
+        self, channel_id: str, user_id: str, personality: str | None = None
+    ) -> int:
+        """Remove the user's own turns in the channel (their messages and the replies to
+        them; only `personality`'s when given), keeping them for `undo`; returns how many.
+        Removing nothing keeps the previous undo data."""
+        keys = [_order_key(channel_id), _turns_key(channel_id), _undo_key(channel_id)]
+        args: list[str | int | float] = [user_id, personality or "", UNDO_SECONDS, time.time()]
+        return int(await self._clear_user(keys=keys, args=args))
+
+    async def undo(
+        self, channel_id: str, user_id: str, personality: str | None = None
+    ) -> int | None:
+        """Put back what the user's last `clear_user` here removed (only `personality`'s
+        turns when given); returns how many, or None when there is nothing to undo."""
+        keys = [_order_key(channel_id), _turns_key(channel_id), _undo_key(channel_id), ACTIVE_KEY]
+        oldest = time.time() - UNDO_SECONDS
+        args: list[str | int | float] = [
+            user_id, personality or "", self._max_turns, channel_id, oldest,
+        ]  # fmt: skip
+        restored = int(await self._undo(keys=keys, args=args))
+        return None if restored < 0 else restored
+
+    async def user_turns(
+        self, channel_id: str, user_id: str, personality: str | None = None
+    ) -> list[ChatTurn]:
+        """The user's own turns in the channel (theirs and the replies to them), oldest
+        first; only `personality`'s when given."""
+        return [
+            turn
+            for turn in await self.recent(channel_id, self._max_turns)
+            if turn.user_id == user_id and (personality is None or turn.personality == personality)
+        ]
 
     async def prune(self, older_than: datetime) -> int:
         """Drop every turn older than `older_than`, forget channels left empty; returns the

@@ -15,7 +15,6 @@ import lightbulb
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from tzurot.conversations import TranscriptStore
 from tzurot.discord.commands import CommandServices, register_commands
 from tzurot.discord.delivery.lanes import Lanes
 from tzurot.discord.delivery.metrics import DeliveryMetrics
@@ -24,7 +23,9 @@ from tzurot.discord.delivery.runner import DeliveryRunner
 from tzurot.discord.delivery.sender import ReplySender
 from tzurot.discord.delivery.webhooks import WebhookDirectory
 from tzurot.discord.interactions import InteractionTokens
+from tzurot.discord.interactions_router import InteractionRouter
 from tzurot.discord.message_path import MessagePath
+from tzurot.discord.services import Community
 from tzurot.discord.state import ConversationState
 from tzurot.discord.triggers import IncomingMessage, TriggerResolver
 from tzurot.discord.typing import TypingBoard
@@ -32,7 +33,7 @@ from tzurot.infra.identity import ProcessIdentity
 from tzurot.infra.secretbox import SecretBox
 from tzurot.jobs import JobQueue, ResultLog
 from tzurot.logs import get_logger
-from tzurot.personalities.store import PersonalityDirectory
+from tzurot.moderation.gate import Gate
 
 log = get_logger(__name__)
 
@@ -72,8 +73,7 @@ class DiscordFrontEnd:
         identity: ProcessIdentity,
         jobs: JobQueue,
         results: ResultLog,
-        personalities: PersonalityDirectory,
-        transcripts: TranscriptStore,
+        community: Community,
         registry: CollectorRegistry,
         max_mentions: int,
         taking_longer_after: float,
@@ -103,12 +103,16 @@ class DiscordFrontEnd:
         state = ConversationState(redis)
         self.lanes = Lanes(redis, owner=identity.name)
         records = DeliveryRecords(redis)
+        personalities = community.personalities
         self.path = MessagePath(
             personalities=personalities,
-            triggers=TriggerResolver(personalities, state, max_mentions=max_mentions),
+            triggers=TriggerResolver(personalities, state, max_mentions=max_mentions,
+                                     activations=community.activations),
             jobs=jobs, lanes=self.lanes, records=records, typing=self.typing,
             interactions=self.interactions, state=state, sender=self.sender,
             job_timeout=job_timeout,
+            gate=Gate(community.denylist, community.rate_limiter, owner_id=community.owner_id,
+                      rest=rest),
         )  # fmt: skip
         self.delivery = DeliveryRunner(
             consumer=identity.name, results=results, jobs=jobs, lanes=self.lanes,
@@ -118,12 +122,14 @@ class DiscordFrontEnd:
         )  # fmt: skip
         guilds = [dev_guild_id] if dev_guild_id else []
         self.commands = lightbulb.client_from_app(self.bot, default_enabled_guilds=guilds)
-        register_commands(self.commands, CommandServices(personalities, transcripts, self.path))
+        self.router = InteractionRouter()
+        register_commands(self.commands, CommandServices(community, self.path, self.router))
         self.ready = asyncio.Event()
         self._typing_task: asyncio.Task[None] | None = None
         self.bot.subscribe(hikari.StartedEvent, self._on_started)
         self.bot.subscribe(hikari.MessageCreateEvent, self._on_message)
         self.bot.subscribe(hikari.GuildAvailableEvent, self._on_guild)
+        self.bot.subscribe(hikari.InteractionCreateEvent, self.router.on_interaction)
 
     async def start(self) -> None:
         try:

@@ -19,6 +19,7 @@ import hikari
 
 from tzurot.ai.contracts import Delivery, GenerationFailure, GenerationRequest, GenerationResult
 from tzurot.ai.error_messages import in_voice
+from tzurot.discord.activation import thread_parent_of
 from tzurot.discord.delivery.errors import DeliveryError
 from tzurot.discord.delivery.lanes import Lanes, Speaker, Ticket
 from tzurot.discord.delivery.records import DeliveryRecord, DeliveryRecords
@@ -27,10 +28,11 @@ from tzurot.discord.delivery.sender import ReplySender, Target
 from tzurot.discord.delivery.splitting import split_message
 from tzurot.discord.interactions import InteractionTokens
 from tzurot.discord.state import ConversationState
-from tzurot.discord.triggers import IncomingMessage, TriggerResolver, visible_to
+from tzurot.discord.triggers import IncomingMessage, Trigger, TriggerResolver, visible_to
 from tzurot.discord.typing import TypingBoard
 from tzurot.jobs import JobQueue, job_id_for
 from tzurot.logs import get_logger, log_context
+from tzurot.moderation.gate import Gate, limit_text
 from tzurot.personalities.models import Personality
 from tzurot.personalities.store import PersonalityDirectory
 
@@ -53,6 +55,7 @@ class MessagePath:
         state: ConversationState,
         sender: ReplySender,
         job_timeout: float,
+        gate: Gate | None = None,
     ) -> None:
         self._personalities = personalities
         self._triggers = triggers
@@ -64,6 +67,7 @@ class MessagePath:
         self._state = state
         self._sender = sender
         self._job_timeout = job_timeout
+        self._gate = gate
 
     # -- 1. a message comes in ---------------------------------------------------------------
 
@@ -72,11 +76,51 @@ class MessagePath:
             trigger = await self._triggers.resolve(message, bot_id)
             if trigger is None:
                 return
+            if self._gate is not None:  # the denylist and the rate limits (moderation/gate.py)
+                trigger = await self._admit(message, trigger)
+                if trigger is None:
+                    return
             if trigger.reason == "help":
                 await self._sender.post_plain(message.channel_id, await self.help_text())
                 return
             for index, personality in enumerate(trigger.personalities):
                 await self.start_turn(message, personality, index)
+
+    async def _admit(self, message: IncomingMessage, trigger: Trigger) -> Trigger | None:
+        assert self._gate is not None
+        admission = await self._gate.admit(
+            user_id=message.author_id, guild_id=message.guild_id, channel_id=message.channel_id,
+            parent_channel_id=message.thread_parent_id,
+            slugs=[p.slug for p in trigger.personalities], request_id=f"msg-{message.id}",
+        )  # fmt: skip
+        notice = admission.notice
+        if notice is not None:
+            await self._gate.tell(message.author_id, message.channel_id, notice,
+                                  reply_to=message.id)  # fmt: skip
+        if admission.denied or admission.limited is not None:
+            return None
+        kept = [p for p in trigger.personalities if p.slug in admission.slugs]
+        return Trigger(kept, trigger.reason)
+
+    async def admit_chat(
+        self, interaction: hikari.CommandInteraction, personality: Personality
+    ) -> str | None:
+        """For /chat, before it is answered: None if it may go on, else what to answer
+        (ephemerally; a denied user gets a bare refusal that says nothing more)."""
+        if self._gate is None:
+            return None
+        admission = await self._gate.admit(
+            user_id=str(interaction.user.id),
+            guild_id=str(interaction.guild_id) if interaction.guild_id else None,
+            channel_id=str(interaction.channel_id),
+            parent_channel_id=thread_parent_of(interaction.channel),
+            slugs=[personality.slug], request_id=f"chat-{interaction.id}",
+        )  # fmt: skip
+        if admission.denied:
+            return "This isn't available here."
+        if admission.limited is not None:
+            return limit_text(admission.limited)
+        return None
 
     # -- 2. a turn starts: ticket first, then the job -------------------------------------------
 
@@ -98,6 +142,7 @@ class MessagePath:
             user_id=message.author_id,
             user_name=message.author_name,
             channel_id=message.channel_id,
+            parent_channel_id=message.thread_parent_id,
             guild_id=message.guild_id,
             location="a direct message" if message.is_dm else None,
             source_message_id=message.id,
@@ -211,8 +256,19 @@ class MessagePath:
                     message_id = await self._sender.post(target, speaker, chunk, index=index)
             await self._records.posted(ticket.job_id, index, message_id)
             record.posted[index] = previous = message_id
+        if result is not None and result.private_notice:
+            await self._tell_privately(result.request.user_id, result.private_notice)
         if target.kind != "interaction":
             await self._state.remember_author(list(record.posted.values()), ticket.personality_slug)
+
+    async def _tell_privately(self, user_id: str, notice: str) -> None:
+        """A notice for the requester alone (e.g. their own API key was refused), by DM, after
+        the reply is posted. Made once by the worker; a user who takes no DMs goes untold (the
+        channel heard that their key failed), and delivery never retries for it."""
+        try:
+            await self._sender.post_dm(user_id, notice)
+        except DeliveryError as error:
+            log.info("could not send a private notice", category=error.category)
 
     async def settled(self, ticket: Ticket) -> None:
         """The reply is posted, or never will be: the typing indicator ends."""

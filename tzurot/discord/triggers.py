@@ -8,9 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tzurot.discord.activation import Activations
 from tzurot.discord.mentions import resolve_mentions
 from tzurot.discord.state import ConversationState
 from tzurot.personalities.models import Personality
+
+# A private character is its owner's alone: every lookup below (mentions, the reply-to author,
+# the DM sticky character) goes through this, and so do autocomplete and /chat.
+from tzurot.personalities.service import visible_to
 from tzurot.personalities.store import PersonalityDirectory
 
 _REPLY_MAP_GRACE_SECONDS = 0.5
@@ -42,20 +47,22 @@ class IncomingMessage:
 @dataclass(frozen=True)
 class Trigger:
     personalities: list[Personality]
-    reason: str  # "mention", "reply", "dm" or "help"
-
-
-def visible_to(personality: Personality, user_id: str) -> bool:
-    return personality.public or personality.owner_id == user_id
+    reason: str  # "mention", "reply", "dm", "activation" or "help"
 
 
 class TriggerResolver:
     def __init__(
-        self, personalities: PersonalityDirectory, state: ConversationState, *, max_mentions: int
+        self,
+        personalities: PersonalityDirectory,
+        state: ConversationState,
+        *,
+        max_mentions: int,
+        activations: Activations | None = None,
     ) -> None:
         self._personalities = personalities
         self._state = state
         self._max_mentions = max_mentions
+        self._activations = activations
 
     async def resolve(self, message: IncomingMessage, bot_id: str) -> Trigger | None:
         if message.from_bot or message.from_webhook:
@@ -89,8 +96,18 @@ class TriggerResolver:
             return Trigger([sticky], "dm") if sticky else Trigger([], "help")
         if message.mentions_bot and not content.strip():
             return Trigger([], "help")
+        if self._activations is not None:  # an activated channel (or its thread): no other
+            slug = await self._activations.active_slug(  # trigger applied, so it answers
+                message.guild_id, message.channel_id, message.thread_parent_id
+            )
+            active = await visible(slug) if slug else None
+            if active is not None:
+                return Trigger([active], "activation")
         return None
 
 
 def _without_bot_mention(content: str, bot_id: str) -> str:
     return re.sub(rf"<@!?{re.escape(bot_id)}>", "", content)
+
+
+__all__ = ["IncomingMessage", "Trigger", "TriggerResolver", "visible_to"]

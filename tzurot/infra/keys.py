@@ -90,6 +90,17 @@ PERSONALITY_INDEX = KeyFamily(
     "tzurot:personality-index", "personalities", None,
     bounded_by="one hash: every name, slug and alias -> slug",
 )  # fmt: skip
+PERSONALITY_META = KeyFamily(
+    "tzurot:personality-meta:{slug}", "personalities", None,
+    bounded_by="one hash per personality, removed with it",
+    meaning="where a character came from (file, discord, api), who last edited it and when, "
+    "the hash of the file version last seeded",
+)  # fmt: skip
+AVATAR = KeyFamily(
+    "tzurot:avatar:{slug}", "personalities.avatars", None,
+    bounded_by="one hash per personality with an uploaded avatar (2 MiB cap), removed with it",
+    meaning="an uploaded avatar image: bytes, content type and hash, served at /avatars/{slug}",
+)  # fmt: skip
 TRANSCRIPT_ORDER = KeyFamily(
     "tzurot:transcript:{{{channel}}}:order", "conversations", None,
     bounded_by="500 turns per channel, pruned after HISTORY_RETENTION_DAYS by a cron task",
@@ -157,11 +168,71 @@ NOTICE = KeyFamily(
     meaning="a channel was told about a missing permission today",
 )  # fmt: skip
 
+# -- users' own API keys (BYOK) ------------------------------------------------------------------
+API_KEYS = KeyFamily(
+    "tzurot:apikeys:{user_id}", "settings.apikeys", None,
+    bounded_by="one hash per user who added a key: one field per provider (each sealed) and "
+    "its rejected flag; removed with the user's last key",
+    meaning="a user's own provider API keys, sealed with ENCRYPTION_KEY (AES-256-GCM)",
+)  # fmt: skip
+
+# -- settings and presets ----------------------------------------------------------------------
+PRESETS = KeyFamily(
+    "tzurot:presets", "settings.presets", None,
+    bounded_by="one hash: one field per preset (at most 25 per owner); /preset delete removes it",
+    meaning="presets of model and sampling values: slug -> JSON",
+)  # fmt: skip
+SETTINGS_USER = KeyFamily(
+    "tzurot:settings:user:{user_id}", "settings.store", None,
+    bounded_by="one hash per user with a setting: at most one field per setting key, plus one "
+    "per key and character the user set; /settings reset removes fields, the last one the hash",
+    meaning="a user's own settings: `key` (their default) and `slug/key` (for one character)",
+)  # fmt: skip
+SETTINGS_CHANNEL = KeyFamily(
+    "tzurot:settings:channel:{channel_id}", "settings.store", None,
+    bounded_by="one hash per channel or thread with a setting: one field per setting key",
+    meaning="a channel's settings, each with its enforce flag (`1|value` enforced)",
+)  # fmt: skip
+
+# -- community: denylist, rate limits, channel activation, history undo ------------------------
+DENYLIST = KeyFamily(
+    "tzurot:denylist", "moderation", None,
+    bounded_by="one hash: one field per /deny entry a moderator added (capped); /deny remove "
+    "deletes it",
+    meaning="who may not talk to the characters: scope + place + target -> the entry",
+)  # fmt: skip
+RATE_USER = KeyFamily(
+    "tzurot:rate-user:{user_id}", "moderation", 60,
+    meaning="a user's generations in the last minute (sliding window, sorted set)",
+)  # fmt: skip
+RATE_CHANNEL = KeyFamily(
+    "tzurot:rate-channel:{channel_id}", "moderation", 60,
+    meaning="a channel's generations in the last minute (sliding window, sorted set)",
+)  # fmt: skip
+RATE_TOLD = KeyFamily(
+    "tzurot:rate-told:{user_id}", "moderation", 60,
+    meaning="the user was told about a rate limit in this window (told once)",
+)  # fmt: skip
+ACTIVATIONS = KeyFamily(
+    "tzurot:activations:{guild_id}", "discord.activation", None,
+    bounded_by="one hash per server with an activated channel: one field per activated (or "
+    "deactivated-here) channel; removed with /channel deactivate",
+    meaning="which character answers every message in a channel (and who set it, when)",
+)  # fmt: skip
+TRANSCRIPT_UNDO = KeyFamily(
+    "tzurot:transcript-undo:{{{channel}}}", "conversations", DAY,
+    meaning="what each user's last /history clear removed in a channel, for /history undo",
+)  # fmt: skip
+
 OURS: tuple[KeyFamily, ...] = (
     CLAIM, RESULT, RESULTS_STREAM, STATS, SIGNING_SECRET, CRON_TICK, PROCESS_LEASE,
     PERSONALITY, PERSONALITY_INDEX, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS, TRANSCRIPT_ACTIVE,
+    PERSONALITY_META, AVATAR,
     LANE, LANES, LANE_LEASE, DELIVERY, DELIVERY_FAILING, DELIVERY_LAST, INTERACTION, TYPING,
     SAID_BY, DM_LAST, WEBHOOK, NOTICE,
+    DENYLIST, RATE_USER, RATE_CHANNEL, RATE_TOLD, ACTIVATIONS, TRANSCRIPT_UNDO,
+    API_KEYS,
+    PRESETS, SETTINGS_USER, SETTINGS_CHANNEL,
 )  # fmt: skip
 
 # -- SAQ's own keys (queue name "tzurot"; SAQ fixes the `saq:` prefix) ---------------------------

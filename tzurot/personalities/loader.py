@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tzurot.personalities.models import CharacterCard, Personality, validation_messages
+from tzurot.personalities.toml_io import dump_toml
+
+__all__ = ["MAX_FILE_BYTES", "LoadProblem", "LoadResult", "PersonalityFileError", "dump_toml",
+           "load_directory", "load_file", "parse_toml"]  # fmt: skip
 
 MAX_FILE_BYTES = 256 * 1024
 
@@ -45,6 +48,10 @@ class LoadResult:
     problems: list[LoadProblem] = field(default_factory=list)
     sources: dict[str, Path] = field(default_factory=dict)
     """The file each loaded personality came from, by slug."""
+    unchanged: list[str] = field(default_factory=list)
+    """Slugs whose file was already seeded as it is (nothing written)."""
+    kept: list[str] = field(default_factory=list)
+    """Slugs edited in Discord or the API: their file's version was not applied."""
 
 
 def parse_toml(data: bytes) -> Personality:
@@ -126,90 +133,3 @@ def _check_keys(raw: dict[str, Any], model: type[BaseModel], prefix: str = "") -
             hint = difflib.get_close_matches(key, known, n=1)
             suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise PersonalityFileError(f"{prefix}{key}: unknown key{suggestion}")
-
-
-# Export: the same format, fields in the order of DESIGN.md.
-_EXPORT_FIELDS = (
-    "name",
-    "display_name",
-    "slug",
-    "aliases",
-    "avatar_url",
-    "model",
-    "temperature",
-    "max_tokens",
-    "context_window",
-    "owner_id",
-    "public",
-    "error_message",
-    "system_prompt",
-)
-
-
-def dump_toml(personality: Personality) -> str:
-    """The TOML file `parse_toml` reads back to an equal personality. `None` fields are left out."""
-    lines = [
-        f"{key} = {_toml_value(value)}"
-        for key in _EXPORT_FIELDS
-        if (value := getattr(personality, key)) is not None
-    ]
-    card = personality.card.model_dump(exclude_defaults=True)
-    if card:
-        lines += ["", "[card]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in card.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return _multiline_string(value) if "\n" in value else _basic_string(value)
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")
-
-
-_ESCAPES = {
-    '"': '\\"',
-    "\\": "\\\\",
-    "\b": "\\b",
-    "\t": "\\t",
-    "\n": "\\n",
-    "\f": "\\f",
-    "\r": "\\r",
-}
-
-
-def _escape(ch: str) -> str:
-    if ch in _ESCAPES:
-        return _ESCAPES[ch]
-    if unicodedata.category(ch) == "Cc":
-        return f"\\u{ord(ch):04x}"
-    return ch
-
-
-def _basic_string(value: str) -> str:
-    return '"' + "".join(_escape(ch) for ch in value) + '"'
-
-
-def _multiline_string(value: str) -> str:
-    """A `\"\"\"` string that keeps newlines readable; quotes are escaped only where needed."""
-    out: list[str] = []
-    quotes = 0
-    for ch in value:
-        if ch == '"':
-            # Three in a row would close the string; one or two before the closing `"""` are
-            # allowed by TOML.
-            quotes += 1
-            if quotes == 3:
-                out.append('\\"')
-                quotes = 0
-            else:
-                out.append('"')
-            continue
-        quotes = 0
-        out.append(ch if ch in "\n\t" else _escape(ch))
-    return '"""\n' + "".join(out) + '"""'

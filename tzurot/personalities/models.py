@@ -17,7 +17,8 @@ from pydantic import (
     model_validator,
 )
 
-MAX_NAME_CHARS = 80
+from tzurot.personalities.validation import MAX_NAME_CHARS, check_text, clean_label
+
 MAX_ERROR_MESSAGE_CHARS = 500
 MAX_PROMPT_CHARS = 32_000
 MAX_CARD_FIELD_CHARS = 8_000
@@ -47,23 +48,12 @@ def normalize_ref(ref: str) -> str:
 
 
 def _clean_label(value: str) -> str:
-    """Names, display names and aliases: one line, no pings, no invisible characters."""
-    value = " ".join(unicodedata.normalize("NFKC", value).split())
-    if not value:
-        raise ValueError("must not be empty")
-    if len(value) > MAX_NAME_CHARS:
-        raise ValueError(f"must be at most {MAX_NAME_CHARS} characters")
-    if any(unicodedata.category(ch) in {"Cc", "Cf"} for ch in value):
-        raise ValueError("must not contain control or invisible characters")
-    if "@" in value or "`" in value:
-        raise ValueError("must not contain '@' or '`'")
-    return value
+    """Names, display names and aliases: the rules of `validation.clean_label`."""
+    return clean_label(value)
 
 
 def _check_text(value: str) -> str:
-    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" for ch in value):
-        raise ValueError("must not contain control characters (newlines and tabs are fine)")
-    return value
+    return check_text(value)
 
 
 CardText = Annotated[str, Field(max_length=MAX_CARD_FIELD_CHARS), AfterValidator(_check_text)]
@@ -119,6 +109,13 @@ class Personality(BaseModel):
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(default=4096, ge=1, le=200_000)
     context_window: int = Field(default=131_072, ge=1024, le=10_000_000)
+    # Sampling beyond temperature: unset means the model's own default.
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    # A preset (by name or slug) whose values sit between the built-in defaults and this
+    # character's own in the settings cascade.
+    preset: str | None = Field(default=None, max_length=80)
     owner_id: str | None = None
     public: bool = True
     error_message: (

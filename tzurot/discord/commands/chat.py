@@ -16,8 +16,14 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer()
+            # Denylist and rate limits first (two fast Redis calls), so a refusal can still be
+            # the ephemeral first answer rather than a public "thinking…".
             found = await known.find(self.personality, str(ctx.user.id))
+            refusal = await services.path.admit_chat(ctx.interaction, found) if found else None
+            if refusal is not None:
+                await ctx.respond(refusal, ephemeral=True)
+                return
+            await ctx.defer()
             if found is None:
                 await ctx.edit_response(-1, f"I don't know anyone called `{self.personality}`.")
                 return

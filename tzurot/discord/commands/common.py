@@ -2,24 +2,61 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import hikari
 import lightbulb
 
 from tzurot.conversations import TranscriptStore
+from tzurot.discord.interactions_router import InteractionRouter, Refusal
 from tzurot.discord.message_path import MessagePath
+from tzurot.discord.services import Community
 from tzurot.discord.triggers import visible_to
 from tzurot.personalities.models import Personality
-from tzurot.personalities.store import PersonalityDirectory
+from tzurot.personalities.store import PersonalityDirectory, PersonalityStore
 
 AUTOCOMPLETE_LIMIT = 25
 
 
 @dataclass
 class CommandServices:
-    personalities: PersonalityDirectory
-    transcripts: TranscriptStore
+    community: Community
     path: MessagePath
+    # Modal submits and component clicks: `router.register(prefix, handler)` (see its module).
+    router: InteractionRouter = field(default_factory=InteractionRouter)
+
+    @property
+    def personalities(self) -> PersonalityStore:
+        return self.community.personalities
+
+    @property
+    def transcripts(self) -> TranscriptStore:
+        return self.community.transcripts
+
+
+class CommandRefusal(Refusal):
+    """A refusal or bad input, answered to the user as this specific ephemeral message (also
+    when raised from a modal or button handler: the interaction router answers it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def is_bot_owner(services: CommandServices, user_id: str) -> bool:
+    """Whether `user_id` is BOT_OWNER_ID (no owner configured: nobody is)."""
+    owner = services.community.owner_id
+    return owner is not None and owner == user_id
+
+
+def has_permission(ctx: lightbulb.Context, permission: hikari.Permissions) -> bool:
+    """Whether the invoking member has `permission` in this channel (Administrator counts;
+    outside a server: never)."""
+    member = ctx.interaction.member
+    if member is None:
+        return False
+    granted = member.permissions
+    return bool(granted & hikari.Permissions.ADMINISTRATOR) or (granted & permission) == permission
 
 
 class Personalities:

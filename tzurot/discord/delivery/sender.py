@@ -157,6 +157,13 @@ class ReplySender:
         )
         return str(message.id)
 
+    async def post_dm(self, user_id: str, content: str) -> str:
+        """A message to a user alone, in their DM channel with the bot."""
+        channel = await discord_call(
+            lambda: self._rest.create_dm_channel(hikari.Snowflake(user_id))
+        )
+        return await self.post_plain(str(channel.id), content)
+
     async def edit_interaction(self, application_id: str, token: str, content: str) -> None:
         await discord_call(
             lambda: self._rest.edit_interaction_response(

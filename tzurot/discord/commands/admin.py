@@ -1,0 +1,62 @@
+"""/admin stats | health: for the bot owner (BOT_OWNER_ID) only; anyone else is refused,
+ephemerally. `stats`: the queue (waiting, active, scheduled), the servers this process sees,
+the characters, and the jobs finished in the last hour and in all (tzurot/moderation/stats.py).
+`health`: the very checks GET /health runs (Application.health)."""
+
+from __future__ import annotations
+
+import lightbulb
+
+from tzurot.discord.commands.common import CommandServices, Personalities, is_bot_owner
+
+OWNER_ONLY = "Only the bot's owner can use /admin."
+
+
+def register(client: lightbulb.Client, services: CommandServices, known: Personalities) -> None:
+    admin = lightbulb.Group("admin", "For the bot's owner")
+
+    @admin.register()
+    class AdminStats(lightbulb.SlashCommand, name="stats", description="Queue, servers, jobs"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.defer(ephemeral=True)
+            if not is_bot_owner(services, str(ctx.user.id)):
+                await ctx.edit_response(-1, OWNER_ONLY)
+                return
+            stats = services.community.admin_stats
+            if stats is None:
+                await ctx.edit_response(-1, "Statistics are not available in this process.")
+                return
+            snap = await stats.snapshot()
+            cache = getattr(ctx.client.app, "cache", None)
+            servers = len(cache.get_guilds_view()) if cache is not None else "?"
+            capped = "+" if snap.last_hour_capped else ""
+            await ctx.edit_response(
+                -1,
+                "**Tzurot stats**\n"
+                f"Queue: {snap.waiting} waiting, {snap.active} active, {snap.scheduled} scheduled\n"
+                f"Servers (this process's shards): {servers}\n"
+                f"Characters: {snap.characters}\n"
+                f"Replies finished in the last hour: {snap.last_hour}{capped}\n"
+                f"Jobs finished in all: {snap.completed} completed, {snap.failed} failed",
+            )
+
+    @admin.register()
+    class AdminHealth(lightbulb.SlashCommand, name="health", description="The /health checks"):
+        @lightbulb.invoke
+        async def invoke(self, ctx: lightbulb.Context) -> None:
+            await ctx.defer(ephemeral=True)
+            if not is_bot_owner(services, str(ctx.user.id)):
+                await ctx.edit_response(-1, OWNER_ONLY)
+                return
+            health = services.community.health
+            if health is None:
+                await ctx.edit_response(-1, "Health checks are not available in this process.")
+                return
+            checks = await health()
+            healthy = all(checks.values())
+            lines = [f"**{'Healthy' if healthy else 'Unhealthy'}**"]
+            lines += [f"{'✅' if ok else '❌'} {name}" for name, ok in sorted(checks.items())]
+            await ctx.edit_response(-1, "\n".join(lines))
+
+    client.register(admin)
