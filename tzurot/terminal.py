@@ -545,6 +545,9 @@ def run_chat(
             code = 1 if chosen == "failed" else 0
         except KeyboardInterrupt:
             terminal.say()
+        except Exception as exc:  # e.g. Redis gone while choosing: say so, still stop cleanly
+            stderr.write(f"tzurot: failed: {redactor.redact(f'{type(exc).__name__}: {exc}')}\n")
+            code = 1
         stopping_note = "Stopping…\n" if terminal.interactive else ""
         stderr.write(stopping_note)
         stderr.flush()

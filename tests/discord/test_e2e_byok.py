@@ -145,6 +145,10 @@ async def test_byok_set_browse_use_refuse_and_remove(
     refused = await set_key(emu, alice, "openai", BAD_KEY)
     assert "refused" in refused and "Nothing was stored" in refused
     assert BAD_KEY not in refused and BAD_KEY[-4:] not in refused
+    # Not a key at all (spaces, a line break): refused without asking the provider.
+    pasted = await set_key(emu, alice, "openai", "sk-my key\nwith spaces 123")
+    assert "no spaces" in pasted and "my key" not in pasted
+    assert len(fake_llm.model_list_calls) == 1
     assert "no API keys" in await command(emu, alice, "settings apikey browse")
 
     # A good one is: the answer shows the provider and the last four, nothing more.

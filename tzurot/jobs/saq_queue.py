@@ -98,6 +98,33 @@ class TzurotQueue(RedisQueue):
     async def notify(self, job: Job) -> None:
         """Nothing listens on SAQ's per-job channels (see 5. above)."""
 
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._idle.add(task)
+        try:
+            return await super().dequeue(timeout, poll_interval)
+        finally:
+            if task is not None:
+                self._idle.discard(task)
+
+    def wake_idle(self) -> int:
+        """Cut short the workers' idle waits (a blocking pop of up to DEQUEUE_TIMEOUT_SECONDS),
+        so a stop does not wait them out. A pop cut off just after Redis moved a job leaves it
+        in the active list with status queued, where the sweep finds it and runs it again."""
+        idle = list(self._idle)
+        for task in idle:
+            task.cancel()
+        return len(idle)
+
+    @property
+    def _idle(self) -> set[asyncio.Task[Any]]:
+        # Tasks blocked in dequeue() right now (created on first use: SAQ builds the queue).
+        found: set[asyncio.Task[Any]] | None = self.__dict__.get("_idle_tasks")
+        if found is None:
+            found = self.__dict__["_idle_tasks"] = set()
+        return found
+
     async def _finish(
         self, job: Job, status: Status, *, result: Any = None, error: str | None = None
     ) -> None:

@@ -313,6 +313,16 @@ class InProcessWorker(Worker[Context]):
         """Stop taking jobs; running ones get the grace period, then are requeued."""
         if self.job_task_contexts:
             log.info("waiting for running jobs", jobs=self.running_jobs)
+        # Nothing waits out a timer: idle slots end their loop instead of taking another job,
+        # their blocking pops are cut short, and the upkeep loops (sweep, schedule, worker
+        # info: SAQ names its job slots "process") stop sleeping. Running jobs go on.
+        self.event.set()
+        queue = self.queue
+        if isinstance(queue, TzurotQueue):
+            queue.wake_idle()
+        for task in list(self.tasks):
+            if task.get_name() != "process":
+                task.cancel()
         await self.stop()
 
 
