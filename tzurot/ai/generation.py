@@ -22,7 +22,7 @@ from tzurot.ai.prompt import build_messages
 from tzurot.ai.provider import SAMPLING_PARAMETERS, ChatModel
 from tzurot.conversations.models import ChatTurn, HistorySource
 from tzurot.logs import get_logger
-from tzurot.personalities.models import Personality
+from tzurot.personalities.models import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Personality
 from tzurot.settings.apikeys import ApiKeyVault
 
 log = get_logger(__name__)
@@ -155,8 +155,8 @@ class Generator:
             completion = await self._model.complete(
                 messages,
                 target,
-                temperature=personality.temperature,
-                max_tokens=personality.max_tokens,
+                temperature=_or(personality.temperature, DEFAULT_TEMPERATURE),
+                max_tokens=personality.max_tokens or DEFAULT_MAX_TOKENS,
                 timeout=timeout,
                 **sampling,
             )
@@ -218,7 +218,7 @@ class Generator:
         model call read), the sampling values that are set, and the history limit."""
         personality = request.personality
         if self._settings is None:
-            return personality, _sampling_of(personality), self._history_limit
+            return personality.with_defaults(), _sampling_of(personality), self._history_limit
         resolved = await self._settings.resolve(
             personality,
             user_id=request.user_id,
@@ -266,6 +266,10 @@ class Generator:
         if self._vault is None or not await self._vault.mark_rejected(request.user_id, provider):
             return None
         return rejected_key_notice(provider, request.personality)
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 def _sampling_of(personality: Personality) -> dict[str, float]:

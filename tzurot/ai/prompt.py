@@ -14,7 +14,12 @@ from datetime import UTC, datetime
 
 from tzurot.ai.models import ChatMessage
 from tzurot.conversations.models import ChatTurn
-from tzurot.personalities.models import Personality, normalize_ref
+from tzurot.personalities.models import (
+    DEFAULT_CONTEXT_WINDOW,
+    DEFAULT_MAX_TOKENS,
+    Personality,
+    normalize_ref,
+)
 
 TokenCounter = Callable[[str], int]
 
@@ -62,8 +67,10 @@ def _cached_count(model: str, text: str) -> int:
 
 def reply_reserve(personality: Personality, reply_tokens: int | None = None) -> int:
     """Tokens kept out of the prompt: 5% of the window plus the reply (capped at 25%)."""
-    window = personality.context_window
-    reply = personality.max_tokens if reply_tokens is None else reply_tokens
+    window = personality.context_window or DEFAULT_CONTEXT_WINDOW
+    if reply_tokens is None:
+        reply_tokens = personality.max_tokens or DEFAULT_MAX_TOKENS
+    reply = reply_tokens
     return int(window * FREE_FRACTION) + min(reply, int(window * MAX_REPLY_FRACTION))
 
 
@@ -81,7 +88,8 @@ def build_messages(
     count_tokens: TokenCounter | None = None,
 ) -> list[ChatMessage]:
     count = count_tokens or litellm_token_counter(model)
-    budget = personality.context_window - reply_reserve(personality, reply_tokens)
+    window = personality.context_window or DEFAULT_CONTEXT_WINDOW
+    budget = window - reply_reserve(personality, reply_tokens)
 
     current = ChatMessage(role="user", content=_labelled(user_name, user_message))
     remaining = budget - count(current.content) - 2 * MESSAGE_OVERHEAD_TOKENS

@@ -311,7 +311,11 @@ async def help_text(personalities: PersonalityDirectory) -> str:
     return (
         "Hi! I host AI characters. Talk to one by writing `@Name` in a message, reply to "
         "one of their messages to keep going, or DM me after talking to one. "
-        f"`/chat` works too.\nCharacters here: {listed}"
+        f"`/chat` works too.\nCharacters here: {listed}\n"
+        "Make your own with `/character create`, tune replies with `/settings` and `/preset`, "
+        "bring your own API key with `/settings apikey set`, and forget what you said with "
+        "`/history clear`. Moderators: `/channel activate` makes a character answer a whole "
+        "channel; `/channel settings` and `/deny` keep it in bounds."
     )
 
 

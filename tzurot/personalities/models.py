@@ -19,6 +19,11 @@ from pydantic import (
 
 from tzurot.personalities.validation import MAX_NAME_CHARS, check_text, clean_label
 
+# What a character that does not set them gets (the original's figures).
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_MAX_TOKENS = 4096
+DEFAULT_CONTEXT_WINDOW = 131_072
+
 MAX_ERROR_MESSAGE_CHARS = 500
 MAX_PROMPT_CHARS = 32_000
 MAX_CARD_FIELD_CHARS = 8_000
@@ -106,9 +111,11 @@ class Personality(BaseModel):
     aliases: tuple[str, ...] = ()
     avatar_url: str | None = None
     model: str | None = None
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(default=4096, ge=1, le=200_000)
-    context_window: int = Field(default=131_072, ge=1024, le=10_000_000)
+    # None: the character does not say, and the settings cascade goes on to its preset and
+    # the built-in defaults (DEFAULT_TEMPERATURE, ...).
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000)
+    context_window: int | None = Field(default=None, ge=1024, le=10_000_000)
     # Sampling beyond temperature: unset means the model's own default.
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
@@ -204,6 +211,18 @@ class Personality(BaseModel):
         object.__setattr__(self, "display_name", self.display_name or self.name)
         object.__setattr__(self, "slug", slug)
         return self
+
+    def with_defaults(self) -> Personality:
+        """This personality with the built-in values where it sets none (for callers that
+        run without the settings cascade)."""
+        temperature = DEFAULT_TEMPERATURE if self.temperature is None else self.temperature
+        return self.model_copy(
+            update={
+                "temperature": temperature,
+                "max_tokens": self.max_tokens or DEFAULT_MAX_TOKENS,
+                "context_window": self.context_window or DEFAULT_CONTEXT_WINDOW,
+            }
+        )
 
     def refs(self) -> set[str]:
         """Every normalized string this personality can be looked up by."""

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from tzurot.personalities.models import slugify
+from tzurot.personalities.models import (
+    DEFAULT_CONTEXT_WINDOW,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TEMPERATURE,
+    slugify,
+)
 
 SettingValue = bool | int | float | str
 
@@ -165,12 +170,12 @@ class SettingDefaults:
 
     model: str
     history_limit: int = 50
-    temperature: float = 0.7
+    temperature: float = DEFAULT_TEMPERATURE
     top_p: float | None = None
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
-    max_tokens: int = 4096
-    context_window: int = 131_072
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    context_window: int = DEFAULT_CONTEXT_WINDOW
     memory: bool = True
     streaming: bool = True
     voice_transcription: bool = True

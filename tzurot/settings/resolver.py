@@ -24,13 +24,8 @@ from tzurot.settings.catalog import RESOLVED_KEYS, SettingDefaults, SettingValue
 from tzurot.settings.presets import PRESET_VALUES, Preset, PresetStore
 from tzurot.settings.store import ChannelValue, SettingsStore
 
-# Character fields that sit in the cascade, and their Personality defaults: the store keeps
-# every field of a character, so a value equal to the model's default is taken as "the
-# character did not say" (else a character could never inherit from its preset).
+# Character fields that sit in the cascade; None means the character does not say.
 _CHARACTER_FIELDS: tuple[str, ...] = (*PRESET_VALUES, "preset")
-_PERSONALITY_DEFAULTS: dict[str, Any] = {
-    name: Personality.model_fields[name].default for name in _CHARACTER_FIELDS
-}
 
 
 class Level(IntEnum):
@@ -264,7 +259,7 @@ def _character_values(personality: Personality) -> dict[str, SettingValue]:
     found: dict[str, SettingValue] = {}
     for name in _CHARACTER_FIELDS:
         value = getattr(personality, name)
-        if value is not None and value != _PERSONALITY_DEFAULTS[name]:
+        if value is not None:
             found[name] = value
     return found
 

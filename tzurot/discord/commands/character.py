@@ -619,9 +619,9 @@ def _section_changes(section: str, values: Any) -> dict[str, Any]:
         if required and not text:
             raise Refusal(f"{label} must not be empty.")
         if field == "temperature":
-            changes[field] = _number(text, label, float, 0.7)
+            changes[field] = _number(text, label, float)
         elif field == "max_tokens":
-            changes[field] = _number(text, label, int, 4096)
+            changes[field] = _number(text, label, int)
         elif field in ("model", "preset", "error_message"):
             changes[field] = text or None
         elif field == "display_name":
@@ -631,9 +631,10 @@ def _section_changes(section: str, values: Any) -> dict[str, Any]:
     return changes
 
 
-def _number(text: str, label: str, kind: type[int] | type[float], default: float) -> Any:
+def _number(text: str, label: str, kind: type[int] | type[float]) -> Any:
+    """Empty: the character does not say (its preset or the built-in default applies)."""
     if not text:
-        return kind(default)
+        return None
     try:
         return kind(text)
     except ValueError:
