@@ -56,7 +56,7 @@ from tzurot.ai.models import ChatMessage, Completion, ModelTarget
 from tzurot.ai.provider import ChatModel
 from tzurot.app import Application
 from tzurot.infra.keys import DONE_CHANNEL
-from tzurot.jobs import JobQueue
+from tzurot.jobs import JobQueue, job_id_for
 from tzurot.logs import configure_logging
 from tzurot.personalities import Personality
 
@@ -736,9 +736,7 @@ async def flight(
     count = args.in_flight_jobs
     run = await concurrent(count, count, one(tag), limit_s=PHASE_LIMIT)
     cpu = {pid: process_cpu_seconds(pid) - cpu0[pid] for pid in pids}
-    found = await jobs.saq.jobs(
-        [jobs.job_id_for(f"bench-{env.run}-{tag}-{i}") for i in range(count)]
-    )
+    found = await jobs.saq.jobs([job_id_for(f"bench-{env.run}-{tag}-{i}") for i in range(count)])
     by_worker = Counter(str(job.worker_id) for job in found if job is not None)
     return Flight(run, cpu, by_worker)
 

@@ -1,7 +1,11 @@
 """What one settings resolve costs: the worker runs it before every generation.
 
-    .venv/bin/python -m bench.settings_resolve            # ~5 s
+    .venv/bin/python -m bench.settings_resolve            # ~10 s
     .venv/bin/python -m bench.settings_resolve -n 5000
+
+Also the front end's checks on every message (denylist and rate limits, channel activation),
+each interleaved with the others and a bare PING as the floor; the table goes to
+bench/results.md.
 
 A private redis-server on a free port; a user with a default and a per-character value and a
 preset, a thread with its own value and a parent channel with an enforced one and a preset, a
@@ -17,15 +21,31 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
-from bench._harness import cpu_seconds, pct, private_redis
+from bench._harness import (
+    Row,
+    cpu_seconds,
+    latency_row,
+    machine_line,
+    markdown_table,
+    pct,
+    private_redis,
+    text_table,
+    write_section,
+)
+from tzurot.discord.activation import Activations
+from tzurot.moderation.denylist import DenyEntry, Denylist
+from tzurot.moderation.gate import Gate
+from tzurot.moderation.rate_limits import RateLimiter
 from tzurot.personalities.models import Personality
 from tzurot.settings import Preset, PresetStore, SettingDefaults, SettingsResolver, SettingsStore
 
+GUILD = "1577288383883900000"
 USER, CHANNEL, THREAD = "1577288383892291585", "1577288383883902976", "1577288383883902977"
 
 
@@ -49,49 +69,104 @@ async def populate(store: SettingsStore, presets: PresetStore) -> Personality:
     return lilith
 
 
-async def run(count: int) -> None:
+SECTION_TITLE = "## Per-message checks (`python -m bench.settings_resolve`)"
+COMMAND = ".venv/bin/python -m bench.settings_resolve"
+ROUNDS = 10  # the measurements take turns, so machine noise falls on all of them alike
+
+
+async def run(count: int) -> tuple[list[Row], list[str]]:
     with tempfile.TemporaryDirectory() as tmp, private_redis(Path(tmp)) as server:
         redis = Redis.from_url(server.url)
         try:
             store, presets = SettingsStore(redis), PresetStore(redis)
             resolver = SettingsResolver(store, presets, SettingDefaults(model="openai/x"))
             lilith = await populate(store, presets)
+            denylist = Denylist(redis)
+            for i in range(200):  # entries for other people: the check is a lookup, not a scan
+                await denylist.add(
+                    DenyEntry(
+                        target=str(10**17 + i), scope="bot", added_by=USER, added_at=time.time()
+                    )
+                )
+            # Limits no benchmark loop reaches: every check takes the full path and records.
+            gate = Gate(denylist, RateLimiter(redis, 10**6, 10**6), owner_id=None)
+            activations = Activations(redis)
+            await activations.activate(GUILD, CHANNEL, lilith.slug, by=USER)
+            serial = iter(range(10**9))
 
-            async def one() -> None:
+            async def resolve() -> None:
                 await resolver.resolve(
                     lilith, user_id=USER, channel_id=THREAD, parent_channel_id=CHANNEL
                 )
 
-            for _ in range(200):  # warm: script loaded, connection open
-                await one()
-            resolves, pings = [], []
-            cpu = cpu_seconds()
-            for _ in range(count):
-                started = time.perf_counter()
-                await one()
-                resolves.append(time.perf_counter() - started)
-            cpu = cpu_seconds() - cpu
-            for _ in range(count):
-                started = time.perf_counter()
+            async def admit() -> None:
+                await gate.admit(
+                    user_id=USER, guild_id=GUILD, channel_id=THREAD, parent_channel_id=CHANNEL,
+                    slugs=[lilith.slug], request_id=f"msg-{next(serial)}",
+                )  # fmt: skip
+
+            async def activation() -> None:
+                await activations.active_slug(GUILD, THREAD, CHANNEL)
+
+            async def ping() -> None:
                 await redis.ping()
-                pings.append(time.perf_counter() - started)
+
+            checks: dict[str, Callable[[], Awaitable[None]]] = {
+                "resolve": resolve, "admit": admit, "activation": activation, "ping": ping,
+            }  # fmt: skip
+            for check in checks.values():  # warm: scripts loaded, connection open
+                for _ in range(200):
+                    await check()
+            times: dict[str, list[float]] = {name: [] for name in checks}
+            cpu: dict[str, float] = dict.fromkeys(checks, 0.0)
+            per_round = max(count // ROUNDS, 1)
+            for _ in range(ROUNDS):
+                for name, check in checks.items():
+                    cpu_before = cpu_seconds()
+                    for _ in range(per_round):
+                        started = time.perf_counter()
+                        await check()
+                        times[name].append(time.perf_counter() - started)
+                    cpu[name] += cpu_seconds() - cpu_before
         finally:
             await redis.aclose()
-    ms = 1000.0
-    print(
-        f"resolve  ({count}x): p50 {pct(resolves, 50) * ms:.3f} ms  p99 {pct(resolves, 99) * ms:.3f} ms"
-    )
-    print(
-        f"PING     ({count}x): p50 {pct(pings, 50) * ms:.3f} ms  p99 {pct(pings, 99) * ms:.3f} ms"
-    )
-    print(f"our CPU per resolve (this process, incl. redis-py): {cpu / count * 1e6:.0f} µs")
+    labels = {
+        "resolve": "settings cascade: every level, 3 presets (worker, per generation)",
+        "admit": "denylist + user and channel rate limits (front end, per message)",
+        "activation": "channel activation of a thread and its parent (per untriggered message)",
+        "ping": "floor: a bare PING on the same connection",
+    }
+    floor = pct(times["ping"], 50)
+    rows = []
+    for name, values in times.items():
+        n = len(values)
+        us = cpu[name] / n * 1e6
+        ratio = "" if name == "ping" else f", p50 = {pct(values, 50) / floor:.1f} x PING"
+        rows.append(
+            latency_row(labels[name], [v * 1000 for v in values], result=f"{us:.0f} µs CPU{ratio}")
+        )
+    notes = [
+        f"- {count} calls of each, in {ROUNDS} interleaved rounds, one at a time on one "
+        "connection to a private redis-server; CPU is this process's (redis-py included).",
+        "- resolve: a user default and a per-character value and a preset, a thread with its own "
+        "value under a channel with an enforced preset, a character with its own preset, 40 "
+        "other characters' values in the same user hash: one EVALSHA.",
+        "- admit: 200 other denylist entries; limits high enough never to refuse, so each call "
+        "records in both windows: one HMGET and one EVALSHA.",
+        "- activation: one HMGET of the server's activations for the thread and its parent.",
+    ]
+    return rows, notes
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("-n", "--count", type=int, default=2000)
     args = parser.parse_args(argv)
-    asyncio.run(run(args.count))
+    started = time.monotonic()
+    rows, notes = asyncio.run(run(args.count))
+    print(text_table(rows))
+    header = f"{machine_line()}; run took {time.monotonic() - started:.0f} s; command: `{COMMAND}`"
+    write_section(SECTION_TITLE, "\n".join([header, "", *markdown_table(rows), "", *notes]))
     return 0
 
 

@@ -115,25 +115,7 @@ class Application:
 
         self.personalities = store = PersonalityStore(redis)
         await seed_from_directory(store, settings.personalities_dir)
-        transcripts = TranscriptStore(redis)
-        characters = CharacterService(
-            store, AvatarStore(redis),
-            owner_id=str(settings.bot_owner_id) if settings.bot_owner_id else None,
-            public_base_url=settings.public_base_url,
-            max_attachment_bytes=settings.max_attachment_bytes,
-            attachment_hosts=settings.attachment_hosts,
-        )  # fmt: skip
-        # Presets, user and channel settings, and the one resolver over them (and the model
-        # catalog, whose table is read in a thread while the rest starts).
-        presets, user_settings, resolver, catalog = self._build_settings(redis)
-        # Users' own API keys (BYOK): sealed with ENCRYPTION_KEY; without it none can be stored.
-        key_box = (
-            SecretBox(settings.encryption_key.get_secret_value(), BOX_PURPOSE)
-            if settings.encryption_key
-            else None
-        )
-        api_keys = ApiKeyVault(redis, key_box)
-        key_checker = KeyChecker(api_base=settings.llm_api_base)
+        community = self._community(redis, store, jobs)
 
         model: ChatModel | None = None
         warming: asyncio.Task[None] | None = None
@@ -148,7 +130,7 @@ class Application:
             self.api = ApiServer(
                 jobs, store, self.health, metrics,
                 token=token, max_message_chars=settings.max_message_chars,
-                characters=characters,
+                characters=community.characters,
             )  # fmt: skip
             await self.api.start(settings.api_host, settings.api_port)
 
@@ -172,28 +154,7 @@ class Application:
                 identity=identity,
                 jobs=jobs,
                 results=results,
-                community=Community(
-                    personalities=store,
-                    transcripts=transcripts,
-                    characters=characters,
-                    owner_id=str(settings.bot_owner_id) if settings.bot_owner_id else None,
-                    denylist=Denylist(redis),
-                    rate_limiter=RateLimiter(
-                        redis,
-                        settings.rate_limit_user_per_minute,
-                        settings.rate_limit_channel_per_minute,
-                    ),
-                    activations=Activations(redis),
-                    admin_stats=AdminStats(redis, jobs, store),
-                    health=self.health,
-                    api_keys=api_keys,
-                    key_checker=key_checker,
-                    key_providers=api_keys,
-                    presets=presets,
-                    settings=user_settings,
-                    resolver=resolver,
-                    models=catalog,
-                ),
+                community=community,
                 registry=metrics.registry,
                 max_mentions=settings.max_mentions_per_message,
                 taking_longer_after=settings.taking_longer_seconds,
@@ -205,24 +166,9 @@ class Application:
         if model is not None:
             if warming is not None:
                 await warming
-            generator = Generator(
-                model,
-                transcripts,
-                ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
-                history_limit=settings.history_limit,
-                # Every generation resolves the settings cascade, then whose key it uses.
-                settings=resolver,  # the one resolver the commands use too
-                credentials=CredentialResolver(
-                    api_keys,
-                    default_model=settings.default_model,
-                    api_base=settings.llm_api_base,
-                    api_key=settings.llm_api_key,
-                    guest_models=settings.guest_models,
-                    user_providers=key_checker.providers,
-                ),
-                vault=api_keys,
-            )
-            cron = [retention_task(transcripts, settings.history_retention_days), *self.extra_cron]
+            generator = self._generator(model, community)
+            retention = retention_task(community.transcripts, settings.history_retention_days)
+            cron = [retention, *self.extra_cron]
             self.worker = build_worker(
                 saq_queue,
                 GenerationJob(generator, signer, results, options, metrics),
@@ -238,20 +184,75 @@ class Application:
         log.info("tzurot started", components=sorted(settings.components), process=name,
                  seconds=round(time.monotonic() - self.started_at, 2))  # fmt: skip
 
-    def _build_settings(
-        self, redis: RedisClient
-    ) -> tuple[PresetStore, SettingsStore, SettingsResolver, ModelCatalog]:
-        """The settings cascade's stores, its resolver, and the model catalog (its table is
-        loaded in a thread, `_catalog_warming`, while the rest starts)."""
+    def _community(self, redis: RedisClient, store: PersonalityStore, jobs: JobQueue) -> Community:
+        """Every store the commands, the message path and the worker share: built once."""
         settings = self.settings
         owner = str(settings.bot_owner_id) if settings.bot_owner_id else None
         presets = PresetStore(redis, bot_owner_id=owner)
         user_settings = SettingsStore(redis)
-        defaults = SettingDefaults.from_settings(settings)
-        self.resolver = resolver = SettingsResolver(user_settings, presets, defaults)
+        # The one resolver of the settings cascade: the worker's and the commands'.
+        self.resolver = resolver = SettingsResolver(
+            user_settings, presets, SettingDefaults.from_settings(settings)
+        )
+        # The model catalog's table is read in a thread while the rest starts.
         self.models = catalog = ModelCatalog.from_settings(settings)
         self._catalog_warming = asyncio.create_task(catalog.warm_up(), name="model-catalog")
-        return presets, user_settings, resolver, catalog
+        # Users' own API keys (BYOK): sealed with ENCRYPTION_KEY; without it none can be stored.
+        key_box = (
+            SecretBox(settings.encryption_key.get_secret_value(), BOX_PURPOSE)
+            if settings.encryption_key
+            else None
+        )
+        api_keys = ApiKeyVault(redis, key_box)
+        characters = CharacterService(
+            store, AvatarStore(redis), owner_id=owner,
+            public_base_url=settings.public_base_url,
+            max_attachment_bytes=settings.max_attachment_bytes,
+            attachment_hosts=settings.attachment_hosts,
+        )  # fmt: skip
+        limits = RateLimiter(
+            redis, settings.rate_limit_user_per_minute, settings.rate_limit_channel_per_minute
+        )
+        return Community(
+            personalities=store,
+            transcripts=TranscriptStore(redis),
+            owner_id=owner,
+            denylist=Denylist(redis),
+            rate_limiter=limits,
+            activations=Activations(redis),
+            admin_stats=AdminStats(redis, jobs, store),
+            health=self.health,
+            presets=presets,
+            settings=user_settings,
+            resolver=resolver,
+            models=catalog,
+            key_providers=api_keys,
+            api_keys=api_keys,
+            key_checker=KeyChecker(api_base=settings.llm_api_base),
+            characters=characters,
+        )
+
+    def _generator(self, model: ChatModel, community: Community) -> Generator:
+        """The generation pipeline: every generation resolves the settings cascade, then
+        whose key it uses (the user's, the operator's, or a guest model)."""
+        settings = self.settings
+        assert community.api_keys is not None and community.key_checker is not None
+        return Generator(
+            model,
+            community.transcripts,
+            ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
+            history_limit=settings.history_limit,
+            settings=community.resolver,
+            credentials=CredentialResolver(
+                community.api_keys,
+                default_model=settings.default_model,
+                api_base=settings.llm_api_base,
+                api_key=settings.llm_api_key,
+                guest_models=settings.guest_models,
+                user_providers=community.key_checker.providers,
+            ),
+            vault=community.api_keys,
+        )
 
     async def _connect_redis(self) -> RedisClient:
         settings = self.settings

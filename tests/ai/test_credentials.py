@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +30,8 @@ BASE = "http://127.0.0.1:9/v1"
 
 
 @pytest.fixture
-async def vault(redis_url: str) -> AsyncIterator[ApiKeyVault]:
-    client = Redis.from_url(redis_url)
-    try:
-        yield ApiKeyVault(client, SecretBox("k" * 40, BOX_PURPOSE))
-    finally:
-        await client.aclose()
+def vault(redis_client: Redis) -> ApiKeyVault:
+    return ApiKeyVault(redis_client, SecretBox("k" * 40, BOX_PURPOSE))
 
 
 def resolver(vault: ApiKeyVault | None, **kwargs: Any) -> CredentialResolver:
@@ -123,15 +119,11 @@ async def test_guest_mode_then_no_key(vault: ApiKeyVault) -> None:
     assert "/settings apikey set" in caught.value.message
 
 
-async def test_without_encryption_key_user_keys_are_not_read(redis_url: str) -> None:
-    client = Redis.from_url(redis_url)
-    try:
-        sealed = ApiKeyVault(client, SecretBox("k" * 40, BOX_PURPOSE))
-        await sealed.set("u1", "openai", USER_KEY)
-        found = await resolver(ApiKeyVault(client, None)).resolve("u1", "openai/fake-model")
-        assert found.source == "operator"
-    finally:
-        await client.aclose()
+async def test_without_encryption_key_user_keys_are_not_read(redis_client: Redis) -> None:
+    sealed = ApiKeyVault(redis_client, SecretBox("k" * 40, BOX_PURPOSE))
+    await sealed.set("u1", "openai", USER_KEY)
+    found = await resolver(ApiKeyVault(redis_client, None)).resolve("u1", "openai/fake-model")
+    assert found.source == "operator"
 
 
 # -- key checks ------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,17 +23,8 @@ CHANNEL = "111"
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_url)  # bytes, as the app's client
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
-
-
-@pytest.fixture
-def store(client: Redis) -> TranscriptStore:
-    return TranscriptStore(client)
+def store(redis_client: Redis) -> TranscriptStore:
+    return TranscriptStore(redis_client)
 
 
 def turn(
@@ -131,14 +121,14 @@ async def test_channels_are_separate(store: TranscriptStore) -> None:
     assert contents(await store.recent("b", 10)) == ["in b"]
 
 
-async def test_the_transcript_is_capped_at_its_newest_turns(client: Redis) -> None:
-    store = TranscriptStore(client, max_turns=5)
+async def test_the_transcript_is_capped_at_its_newest_turns(redis_client: Redis) -> None:
+    store = TranscriptStore(redis_client, max_turns=5)
     for minute in range(8):
         await store.append(CHANNEL, turn(f"m{minute}", minute=minute))
 
     assert contents(await store.recent(CHANNEL, 100)) == ["m3", "m4", "m5", "m6", "m7"]
     # The dropped turns are gone from storage too, not just hidden.
-    assert await client.hlen(f"tzurot:transcript:{{{CHANNEL}}}:turns") == 5
+    assert await redis_client.hlen(f"tzurot:transcript:{{{CHANNEL}}}:turns") == 5
 
 
 async def test_a_replayed_message_is_stored_once(store: TranscriptStore) -> None:
@@ -201,7 +191,7 @@ async def test_a_cleared_message_replayed_later_comes_back_once(store: Transcrip
 
 
 async def test_prune_drops_old_turns_and_forgets_empty_channels(
-    store: TranscriptStore, client: Redis
+    store: TranscriptStore, redis_client: Redis
 ) -> None:
     now = datetime(2025, 6, 1, tzinfo=UTC)
     await store.append("stale", turn("very old", at=now - timedelta(days=60)))
@@ -215,28 +205,30 @@ async def test_prune_drops_old_turns_and_forgets_empty_channels(
     assert await store.recent("stale", 10) == []
     assert contents(await store.recent("mixed", 10)) == ["recent"]
     assert contents(await store.recent("fresh", 10)) == ["new"]
-    assert await client.zscore(ACTIVE_KEY, "stale") is None
-    assert await client.zscore(ACTIVE_KEY, "mixed") is not None
+    assert await redis_client.zscore(ACTIVE_KEY, "stale") is None
+    assert await redis_client.zscore(ACTIVE_KEY, "mixed") is not None
     assert (
-        await client.exists("tzurot:transcript:{stale}:order", "tzurot:transcript:{stale}:turns")
+        await redis_client.exists(
+            "tzurot:transcript:{stale}:order", "tzurot:transcript:{stale}:turns"
+        )
         == 0
     )
     assert await store.prune(now - timedelta(days=30)) == 0
 
 
 async def test_prune_forgets_a_cleared_channel_once_its_activity_is_old(
-    store: TranscriptStore, client: Redis
+    store: TranscriptStore, redis_client: Redis
 ) -> None:
     await store.append(CHANNEL, turn("x", at=T0))
     await store.clear(CHANNEL)
 
     assert await store.prune(T0 - timedelta(days=1)) == 0
-    assert await client.zscore(ACTIVE_KEY, CHANNEL) is not None  # active since the cutoff
+    assert await redis_client.zscore(ACTIVE_KEY, CHANNEL) is not None  # active since the cutoff
     assert await store.prune(T0 + timedelta(days=1)) == 0
-    assert await client.zscore(ACTIVE_KEY, CHANNEL) is None
+    assert await redis_client.zscore(ACTIVE_KEY, CHANNEL) is None
 
 
-async def test_prune_visits_many_channels(store: TranscriptStore, client: Redis) -> None:
+async def test_prune_visits_many_channels(store: TranscriptStore, redis_client: Redis) -> None:
     old = T0 - timedelta(days=100)
     for n in range(450):  # more than one batch
         await store.append(f"c{n}", turn("old", at=old))
@@ -244,7 +236,7 @@ async def test_prune_visits_many_channels(store: TranscriptStore, client: Redis)
 
     assert await store.prune(T0 - timedelta(days=1)) == 450
 
-    assert await client.zcard(ACTIVE_KEY) == 1
+    assert await redis_client.zcard(ACTIVE_KEY) == 1
     assert contents(await store.recent("c0", 10)) == ["new"]
 
 
@@ -265,14 +257,18 @@ def test_retention_needs_at_least_a_day(store: TranscriptStore) -> None:
         retention_task(store, days=0)
 
 
-async def test_a_corrupt_entry_is_skipped_and_logged(store: TranscriptStore, client: Redis) -> None:
+async def test_a_corrupt_entry_is_skipped_and_logged(
+    store: TranscriptStore, redis_client: Redis
+) -> None:
     await store.append(CHANNEL, turn("before", minute=0, personality="lilith"))
     await store.append(CHANNEL, turn("after", minute=2, personality="lilith"))
     score = (T0 + timedelta(minutes=1)).timestamp()
-    await client.zadd(f"tzurot:transcript:{{{CHANNEL}}}:order", {"u:broken": score})
-    await client.hset(f"tzurot:transcript:{{{CHANNEL}}}:turns", "u:broken", b"\xff{not json")
-    await client.zadd(f"tzurot:transcript:{{{CHANNEL}}}:order", {"u:wrong": score})
-    await client.hset(f"tzurot:transcript:{{{CHANNEL}}}:turns", "u:wrong", '{"role": "robot"}')
+    await redis_client.zadd(f"tzurot:transcript:{{{CHANNEL}}}:order", {"u:broken": score})
+    await redis_client.hset(f"tzurot:transcript:{{{CHANNEL}}}:turns", "u:broken", b"\xff{not json")
+    await redis_client.zadd(f"tzurot:transcript:{{{CHANNEL}}}:order", {"u:wrong": score})
+    await redis_client.hset(
+        f"tzurot:transcript:{{{CHANNEL}}}:turns", "u:wrong", '{"role": "robot"}'
+    )
 
     with capture_logs() as logs:
         assert contents(await store.recent(CHANNEL, 10)) == ["before", "after"]
@@ -321,11 +317,11 @@ async def test_naive_times_are_taken_as_utc(store: TranscriptStore) -> None:
     assert second.at == datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
 
 
-def test_limits_must_be_sensible(client: Redis) -> None:
+def test_limits_must_be_sensible(redis_client: Redis) -> None:
     with pytest.raises(ValueError):
-        TranscriptStore(client, max_turns=0)
+        TranscriptStore(redis_client, max_turns=0)
     with pytest.raises(ValueError):
-        TranscriptStore(client, max_content_chars=5)
+        TranscriptStore(redis_client, max_content_chars=5)
 
 
 async def test_concurrent_replays_store_one_turn(store: TranscriptStore) -> None:
@@ -336,12 +332,12 @@ async def test_concurrent_replays_store_one_turn(store: TranscriptStore) -> None
     assert len(await store.recent(CHANNEL, 100)) == 1
 
 
-async def test_concurrent_appends_respect_the_cap(client: Redis) -> None:
-    store = TranscriptStore(client, max_turns=10)
+async def test_concurrent_appends_respect_the_cap(redis_client: Redis) -> None:
+    store = TranscriptStore(redis_client, max_turns=10)
     await asyncio.gather(*(store.append(CHANNEL, turn(f"m{n}", minute=n)) for n in range(50)))
 
     assert contents(await store.recent(CHANNEL, 100)) == [f"m{n}" for n in range(40, 50)]
-    assert await client.hlen(f"tzurot:transcript:{{{CHANNEL}}}:turns") == 10
+    assert await redis_client.hlen(f"tzurot:transcript:{{{CHANNEL}}}:turns") == 10
 
 
 # -- a user's own history: clear, undo ------------------------------------------------------
@@ -408,38 +404,38 @@ async def test_a_new_clear_replaces_the_undo_and_users_are_separate(
 
 
 async def test_undo_data_expires_and_a_reset_drops_it(
-    store: TranscriptStore, client: Redis
+    store: TranscriptStore, redis_client: Redis
 ) -> None:
     await _conversation(store)
     await store.clear_user(CHANNEL, "a")
     undo_key = TRANSCRIPT_UNDO.key(channel=CHANNEL)
-    assert 0 < await client.ttl(undo_key) <= TRANSCRIPT_UNDO.ttl_seconds  # type: ignore[operator]
+    assert 0 < await redis_client.ttl(undo_key) <= TRANSCRIPT_UNDO.ttl_seconds  # type: ignore[operator]
     assert await store.clear(CHANNEL) == 2  # /channel reset: everyone's turns...
-    assert not await client.exists(undo_key)  # ...and nobody can undo into it
+    assert not await redis_client.exists(undo_key)  # ...and nobody can undo into it
     assert await store.undo(CHANNEL, "a") is None
 
 
-async def test_a_stale_clear_is_not_restored(store: TranscriptStore, client: Redis) -> None:
+async def test_a_stale_clear_is_not_restored(store: TranscriptStore, redis_client: Redis) -> None:
     await _conversation(store)
     await store.clear_user(CHANNEL, "a")
     undo_key = TRANSCRIPT_UNDO.key(channel=CHANNEL)
-    raw = await client.hget(undo_key, "a")
+    raw = await redis_client.hget(undo_key, "a")
     assert raw is not None
     stale = json.loads(raw)
     stale["at"] -= 2 * 86400
-    await client.hset(undo_key, "a", json.dumps(stale))
+    await redis_client.hset(undo_key, "a", json.dumps(stale))
     assert await store.undo(CHANNEL, "a") is None
-    assert not await client.hexists(undo_key, "a")
+    assert not await redis_client.hexists(undo_key, "a")
 
 
-async def test_undo_keeps_the_cap_and_the_active_index(client: Redis) -> None:
-    store = TranscriptStore(client, max_turns=3)
+async def test_undo_keeps_the_cap_and_the_active_index(redis_client: Redis) -> None:
+    store = TranscriptStore(redis_client, max_turns=3)
     await store.append(CHANNEL, own("a1", "a", "lilith", minute=1))
     await store.append(CHANNEL, own("a2", "a", "lilith", minute=2))
     await store.clear_user(CHANNEL, "a")
-    await client.zrem(ACTIVE_KEY, CHANNEL)  # as if a prune forgot the (then empty) channel
+    await redis_client.zrem(ACTIVE_KEY, CHANNEL)  # as if a prune forgot the (then empty) channel
     for minute in (3, 4):
         await store.append(CHANNEL, own(f"b{minute}", "b", "lilith", minute=minute))
     assert await store.undo(CHANNEL, "a") == 2
     assert contents(await store.recent(CHANNEL, 10)) == ["a2", "b3", "b4"]  # capped at 3
-    assert await client.zscore(ACTIVE_KEY, CHANNEL) is not None
+    assert await redis_client.zscore(ACTIVE_KEY, CHANNEL) is not None

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from redis.asyncio import Redis
 
 from tests.fixtures.app import write_personalities
@@ -20,17 +18,8 @@ GUILD, CHANNEL, THREAD, OTHER = "9001", "9002", "9003", "9004"
 BOT = "1"
 
 
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_url)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
-
-
-async def test_activate_browse_deactivate(client: Redis) -> None:
-    acts = Activations(client)
+async def test_activate_browse_deactivate(redis_client: Redis) -> None:
+    acts = Activations(redis_client)
     assert await acts.active_slug(GUILD, CHANNEL) is None
     await acts.activate(GUILD, CHANNEL, "lilith", "mod")
     assert await acts.active_slug(GUILD, CHANNEL) == "lilith"
@@ -41,11 +30,11 @@ async def test_activate_browse_deactivate(client: Redis) -> None:
     assert await acts.deactivate(GUILD, CHANNEL, "mod")
     assert not await acts.deactivate(GUILD, CHANNEL, "mod")
     assert await acts.active_slug(GUILD, CHANNEL) is None
-    assert await client.keys("*") == []  # the last deactivation leaves nothing behind
+    assert await redis_client.keys("*") == []  # the last deactivation leaves nothing behind
 
 
-async def test_threads_inherit_unless_set_themselves(client: Redis) -> None:
-    acts = Activations(client)
+async def test_threads_inherit_unless_set_themselves(redis_client: Redis) -> None:
+    acts = Activations(redis_client)
     await acts.activate(GUILD, CHANNEL, "lilith", "mod")
     assert await acts.active_slug(GUILD, THREAD, CHANNEL) == "lilith"
     await acts.activate(GUILD, THREAD, "nova", "mod")
@@ -63,7 +52,7 @@ async def test_threads_inherit_unless_set_themselves(client: Redis) -> None:
     await acts.deactivate(GUILD, CHANNEL, "mod")
     assert await acts.deactivate(GUILD, THREAD, "mod", parent_id=CHANNEL)
     assert await acts.get(GUILD, THREAD) is None
-    assert [k.decode() for k in await client.keys("*")] == []
+    assert [k.decode() for k in await redis_client.keys("*")] == []
     assert ACTIVATIONS.key(guild_id=GUILD).startswith("tzurot:activations:")
 
 
@@ -89,13 +78,15 @@ def message(content: str, *, channel: str = CHANNEL, parent: str | None = None,
     )  # fmt: skip
 
 
-async def test_trigger_answers_in_an_activated_channel(client: Redis, tmp_path: Path) -> None:
-    store = PersonalityStore(client)
+async def test_trigger_answers_in_an_activated_channel(redis_client: Redis, tmp_path: Path) -> None:
+    store = PersonalityStore(redis_client)
     directory = write_personalities(tmp_path / "p")
     (directory / "nova.toml").write_text('name = "Nova"\nsystem_prompt = "You are Nova."\n')
     await seed_from_directory(store, directory)
-    acts = Activations(client)
-    resolver = TriggerResolver(store, ConversationState(client), max_mentions=5, activations=acts)
+    acts = Activations(redis_client)
+    resolver = TriggerResolver(
+        store, ConversationState(redis_client), max_mentions=5, activations=acts
+    )
 
     assert await resolver.resolve(message("hello"), BOT) is None
     await acts.activate(GUILD, CHANNEL, "lilith", "mod")

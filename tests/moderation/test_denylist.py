@@ -19,14 +19,14 @@ def entry(target: str, scope: str, place: str = "", kind: str = "user", guild: s
     )  # fmt: skip
 
 
-async def test_nothing_denied_by_default(client: Redis) -> None:
-    deny = Denylist(client)
+async def test_nothing_denied_by_default(redis_client: Redis) -> None:
+    deny = Denylist(redis_client)
     assert not await deny.is_denied(USER, GUILD, CHANNEL, "lilith")
     assert not await deny.is_denied(USER, None, CHANNEL, None)
 
 
-async def test_bot_scope_user_and_server(client: Redis) -> None:
-    deny = Denylist(client)
+async def test_bot_scope_user_and_server(redis_client: Redis) -> None:
+    deny = Denylist(redis_client)
     await deny.add(entry(USER, "bot"))
     assert await deny.is_denied(USER, GUILD, CHANNEL, "lilith")
     assert await deny.is_denied(USER, None, "dm", None)  # DMs too
@@ -36,24 +36,24 @@ async def test_bot_scope_user_and_server(client: Redis) -> None:
     assert not await deny.is_denied(OTHER, GUILD, CHANNEL, "lilith")
 
 
-async def test_server_scope(client: Redis) -> None:
-    deny = Denylist(client)
+async def test_server_scope(redis_client: Redis) -> None:
+    deny = Denylist(redis_client)
     await deny.add(entry(USER, "server", GUILD, guild=GUILD))
     assert await deny.is_denied(USER, GUILD, CHANNEL, "lilith")
     assert not await deny.is_denied(USER, GUILD2, CHANNEL2, "lilith")
     assert not await deny.is_denied(USER, None, "dm", None)
 
 
-async def test_channel_scope_covers_its_threads(client: Redis) -> None:
-    deny = Denylist(client)
+async def test_channel_scope_covers_its_threads(redis_client: Redis) -> None:
+    deny = Denylist(redis_client)
     await deny.add(entry(USER, "channel", CHANNEL, guild=GUILD))
     assert await deny.is_denied(USER, GUILD, CHANNEL, "lilith")
     assert await deny.is_denied(USER, GUILD, THREAD, "lilith", parent_channel_id=CHANNEL)
     assert not await deny.is_denied(USER, GUILD, CHANNEL2, "lilith")
 
 
-async def test_personality_scope_user_and_server(client: Redis) -> None:
-    deny = Denylist(client)
+async def test_personality_scope_user_and_server(redis_client: Redis) -> None:
+    deny = Denylist(redis_client)
     await deny.add(entry(USER, "personality", "lilith"))
     assert await deny.is_denied(USER, GUILD, CHANNEL, "lilith")
     assert await deny.is_denied(USER, None, "dm", "lilith")
@@ -65,8 +65,8 @@ async def test_personality_scope_user_and_server(client: Redis) -> None:
     assert not await deny.is_denied(OTHER, GUILD, CHANNEL, "nova")
 
 
-async def test_add_remove_browse(client: Redis) -> None:
-    deny = Denylist(client)
+async def test_add_remove_browse(redis_client: Redis) -> None:
+    deny = Denylist(redis_client)
     assert await deny.add(entry(USER, "server", GUILD, guild=GUILD))
     assert not await deny.add(entry(USER, "server", GUILD, guild=GUILD))  # replaced, not new
     await deny.add(entry(OTHER, "channel", CHANNEL, guild=GUILD))
@@ -80,13 +80,13 @@ async def test_add_remove_browse(client: Redis) -> None:
     assert not await deny.remove("server", GUILD, USER)
     assert not await deny.is_denied(USER, GUILD, CHANNEL, None)
     # Everything lives in one hash: the one key of the family.
-    assert [k.decode() for k in await client.keys("*")] == [DENYLIST.key()]
+    assert [k.decode() for k in await redis_client.keys("*")] == [DENYLIST.key()]
 
 
-async def test_verdict_is_one_round_trip(client: Redis) -> None:
-    deny = Denylist(client)
+async def test_verdict_is_one_round_trip(redis_client: Redis) -> None:
+    deny = Denylist(redis_client)
     await deny.add(entry(USER, "personality", "nova"))
-    before = (await client.info("stats"))["total_commands_processed"]
+    before = (await redis_client.info("stats"))["total_commands_processed"]
     await deny.verdict(USER, GUILD, THREAD, ["lilith", "nova", "x"], parent_channel_id=CHANNEL)
-    after = (await client.info("stats"))["total_commands_processed"]
+    after = (await redis_client.info("stats"))["total_commands_processed"]
     assert after - before == 2  # the HMGET, and the INFO that measured it

@@ -13,8 +13,8 @@ from tzurot.moderation import RateLimiter
 T = 1_700_000_000.0
 
 
-async def test_allows_up_to_the_limit_then_says_when(client: Redis) -> None:
-    limiter = RateLimiter(client, per_user=2, per_channel=100)
+async def test_allows_up_to_the_limit_then_says_when(redis_client: Redis) -> None:
+    limiter = RateLimiter(redis_client, per_user=2, per_channel=100)
     assert (await limiter.check("u", "c", "r1", now=T)).allowed
     assert (await limiter.check("u", "c", "r2", now=T + 10)).allowed
     refused = await limiter.check("u", "c", "r3", now=T + 20)
@@ -27,8 +27,8 @@ async def test_allows_up_to_the_limit_then_says_when(client: Redis) -> None:
     assert again.retry_after == pytest.approx(30.0)
 
 
-async def test_the_window_slides_exactly_at_its_edge(client: Redis) -> None:
-    limiter = RateLimiter(client, per_user=1, per_channel=0)
+async def test_the_window_slides_exactly_at_its_edge(redis_client: Redis) -> None:
+    limiter = RateLimiter(redis_client, per_user=1, per_channel=0)
     assert (await limiter.check("u", "c", "a", now=T)).allowed
     just_before = await limiter.check("u", "c", "b", now=T + 59.999)
     assert not just_before.allowed
@@ -38,74 +38,74 @@ async def test_the_window_slides_exactly_at_its_edge(client: Redis) -> None:
     assert not (await limiter.check("u", "c", "d", now=T + 61)).allowed
 
 
-async def test_refusals_are_not_recorded(client: Redis) -> None:
-    limiter = RateLimiter(client, per_user=2, per_channel=0)
+async def test_refusals_are_not_recorded(redis_client: Redis) -> None:
+    limiter = RateLimiter(redis_client, per_user=2, per_channel=0)
     await limiter.check("u", "c", "a", now=T)
     await limiter.check("u", "c", "b", now=T + 1)
     for i in range(10):  # hammering does not push the window forward
         assert not (await limiter.check("u", "c", f"x{i}", now=T + 2 + i)).allowed
-    assert await client.zcard(RATE_USER.key(user_id="u")) == 2
+    assert await redis_client.zcard(RATE_USER.key(user_id="u")) == 2
     assert (await limiter.check("u", "c", "c", now=T + 60)).allowed
 
 
 async def test_channel_limit_counts_every_user_and_records_only_when_both_pass(
-    client: Redis,
+    redis_client: Redis,
 ) -> None:
-    limiter = RateLimiter(client, per_user=5, per_channel=2)
+    limiter = RateLimiter(redis_client, per_user=5, per_channel=2)
     assert (await limiter.check("a", "c", "1", now=T)).allowed
     assert (await limiter.check("b", "c", "2", now=T + 1)).allowed
     refused = await limiter.check("d", "c", "3", now=T + 2)
     assert not refused.allowed and refused.limit == "channel"
     assert refused.retry_after == pytest.approx(58.0)
     # d was refused by the channel: d's own window was not charged.
-    assert await client.zcard(RATE_USER.key(user_id="d")) == 0
+    assert await redis_client.zcard(RATE_USER.key(user_id="d")) == 0
     # Another channel is another window.
     assert (await limiter.check("d", "other", "4", now=T + 2)).allowed
 
 
-async def test_user_limit_spans_channels(client: Redis) -> None:
-    limiter = RateLimiter(client, per_user=2, per_channel=10)
+async def test_user_limit_spans_channels(redis_client: Redis) -> None:
+    limiter = RateLimiter(redis_client, per_user=2, per_channel=10)
     assert (await limiter.check("u", "c1", "1", now=T)).allowed
     assert (await limiter.check("u", "c2", "2", now=T)).allowed
     assert not (await limiter.check("u", "c3", "3", now=T)).allowed
     # the refused request did not count against c3
-    assert await client.zcard(RATE_CHANNEL.key(channel_id="c3")) == 0
+    assert await redis_client.zcard(RATE_CHANNEL.key(channel_id="c3")) == 0
 
 
-async def test_cost_counts_several_generations(client: Redis) -> None:
-    limiter = RateLimiter(client, per_user=3, per_channel=0)
+async def test_cost_counts_several_generations(redis_client: Redis) -> None:
+    limiter = RateLimiter(redis_client, per_user=3, per_channel=0)
     assert (await limiter.check("u", "c", "m1", cost=2, now=T)).allowed
     refused = await limiter.check("u", "c", "m2", cost=2, now=T + 1)
     assert not refused.allowed
     assert (await limiter.check("u", "c", "m3", cost=1, now=T + 1)).allowed
     # A cost above the limit is capped at it: it waits for a whole empty window, not forever.
-    big = RateLimiter(client, per_user=2, per_channel=0)
+    big = RateLimiter(redis_client, per_user=2, per_channel=0)
     assert (await big.check("v", "c", "z", cost=5, now=T)).allowed
 
 
-async def test_zero_turns_a_limit_off(client: Redis) -> None:
-    limiter = RateLimiter(client, per_user=0, per_channel=0)
+async def test_zero_turns_a_limit_off(redis_client: Redis) -> None:
+    limiter = RateLimiter(redis_client, per_user=0, per_channel=0)
     for i in range(50):
         assert (await limiter.check("u", "c", str(i))).allowed
-    assert await client.dbsize() == 0
+    assert await redis_client.dbsize() == 0
 
 
-async def test_every_key_expires_within_the_window(client: Redis) -> None:
-    limiter = RateLimiter(client, per_user=1, per_channel=1)
+async def test_every_key_expires_within_the_window(redis_client: Redis) -> None:
+    limiter = RateLimiter(redis_client, per_user=1, per_channel=1)
     await limiter.check("u", "c", "1")
     await limiter.check("u", "c", "2")  # refused: sets the told key
-    keys = [k.decode() for k in await client.keys("*")]
+    keys = [k.decode() for k in await redis_client.keys("*")]
     assert sorted(keys) == sorted(
         [RATE_USER.key(user_id="u"), RATE_CHANNEL.key(channel_id="c"), RATE_TOLD.key(user_id="u")]
     )
     for key in keys:
         family = family_of(key)
         assert family is not None and family.ttl_seconds is not None
-        assert 0 < await client.pttl(key) <= family.ttl_seconds * 1000
+        assert 0 < await redis_client.pttl(key) <= family.ttl_seconds * 1000
 
 
-async def test_redis_clock_and_told_again_in_the_next_window(client: Redis) -> None:
-    limiter = RateLimiter(client, per_user=1, per_channel=0, window=0.3)
+async def test_redis_clock_and_told_again_in_the_next_window(redis_client: Redis) -> None:
+    limiter = RateLimiter(redis_client, per_user=1, per_channel=0, window=0.3)
     assert (await limiter.check("u", "c", "1")).allowed
     first = await limiter.check("u", "c", "2")
     assert not first.allowed and first.tell and 0 < first.retry_after <= 0.3

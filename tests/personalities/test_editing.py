@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,18 +21,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_url)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
-
-
-@pytest.fixture
-def service(client: Redis) -> CharacterService:
+def service(redis_client: Redis) -> CharacterService:
     return CharacterService(
-        PersonalityStore(client), AvatarStore(client), owner_id=OWNER,
+        PersonalityStore(redis_client), AvatarStore(redis_client), owner_id=OWNER,
         public_base_url="https://bot.example.org",
     )  # fmt: skip
 
@@ -145,7 +135,7 @@ async def test_aliases_and_visibility(service: CharacterService) -> None:
 
 
 async def test_avatar_upload_is_sniffed_stored_and_removed_with_the_character(
-    service: CharacterService, client: Redis
+    service: CharacterService, redis_client: Redis
 ) -> None:
     alice = service.discord_actor(ALICE)
     await service.create({"name": "Nova", "system_prompt": "x"}, alice)
@@ -161,12 +151,15 @@ async def test_avatar_upload_is_sniffed_stored_and_removed_with_the_character(
     stored = await service.avatars.get("nova")
     assert stored is not None and stored.data == PNG and stored.content_type == "image/png"
     await service.delete("nova", alice)
-    assert not await client.exists(AVATAR.key(slug="nova"), PERSONALITY_META.key(slug="nova"))
+    assert not await redis_client.exists(AVATAR.key(slug="nova"), PERSONALITY_META.key(slug="nova"))
 
 
-async def test_upload_needs_public_base_url(client: Redis) -> None:
+async def test_upload_needs_public_base_url(redis_client: Redis) -> None:
     service = CharacterService(
-        PersonalityStore(client), AvatarStore(client), owner_id=None, public_base_url=None
+        PersonalityStore(redis_client),
+        AvatarStore(redis_client),
+        owner_id=None,
+        public_base_url=None,
     )
     alice = service.discord_actor(ALICE)
     await service.create({"name": "Nova", "system_prompt": "x"}, alice)
@@ -225,7 +218,7 @@ def write(directory: Path, name: str, personality: Personality) -> Path:
 
 
 async def test_seeding_never_overwrites_a_discord_edit_and_says_so(
-    service: CharacterService, client: Redis, tmp_path: Path
+    service: CharacterService, redis_client: Redis, tmp_path: Path
 ) -> None:
     file_version = Personality(name="Aria", system_prompt="from the file")
     path = write(tmp_path, "aria.toml", file_version)
@@ -233,7 +226,7 @@ async def test_seeding_never_overwrites_a_discord_edit_and_says_so(
     assert await service.store.get("aria") == file_version
 
     # unchanged file: a no-op (nothing written)
-    await client.delete(PERSONALITY_META.key(slug="aria"))
+    await redis_client.delete(PERSONALITY_META.key(slug="aria"))
     await seed_from_directory(service.store, tmp_path)  # legacy: no provenance -> rewritten
     stamp = await service.store.provenance("aria")
     result = await seed_from_directory(service.store, tmp_path)
@@ -256,7 +249,7 @@ async def test_seeding_never_overwrites_a_discord_edit_and_says_so(
     await service.store.delete("aria")
     await seed_from_directory(service.store, tmp_path)
     assert (await service.store.get("aria")) is not None
-    assert (await client.get(PERSONALITY.key(slug="aria"))) is not None
+    assert (await redis_client.get(PERSONALITY.key(slug="aria"))) is not None
     path.write_text(dump_toml(Personality(name="Aria", system_prompt="file v3")))
     await seed_from_directory(service.store, tmp_path)
     found = await service.store.get("aria")

@@ -2,7 +2,6 @@
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,17 +21,8 @@ SHIPPED = Path(__file__).resolve().parents[2] / "personalities"
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_url)
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
-
-
-@pytest.fixture
-def store(client: Redis) -> PersonalityStore:
-    return PersonalityStore(client)
+def store(redis_client: Redis) -> PersonalityStore:
+    return PersonalityStore(redis_client)
 
 
 def lilith(**changes: object) -> Personality:
@@ -130,11 +120,11 @@ async def test_delete_removes_every_ref(store: PersonalityStore) -> None:
 
 
 async def test_corrupt_value_is_logged_and_treated_as_missing(
-    store: PersonalityStore, client: Redis
+    store: PersonalityStore, redis_client: Redis
 ) -> None:
     await store.upsert(lilith())
     await store.upsert(Personality(name="Fine", system_prompt="x"))
-    await client.set("tzurot:personality:lilith", b'{"name": "Lilith", "system_prompt": ')
+    await redis_client.set("tzurot:personality:lilith", b'{"name": "Lilith", "system_prompt": ')
 
     with capture_logs() as logs:
         assert await store.get("lilith") is None

@@ -1,7 +1,5 @@
 """Fixtures: a real redis-server and the settings stores on it."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 from redis.asyncio import Redis
 
@@ -11,22 +9,13 @@ BOT_OWNER = "900"
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    redis = Redis.from_url(redis_url)  # bytes, as the app's client
-    try:
-        yield redis
-    finally:
-        await redis.aclose()
+def presets(redis_client: Redis) -> PresetStore:
+    return PresetStore(redis_client, bot_owner_id=BOT_OWNER)
 
 
 @pytest.fixture
-def presets(client: Redis) -> PresetStore:
-    return PresetStore(client, bot_owner_id=BOT_OWNER)
-
-
-@pytest.fixture
-def store(client: Redis) -> SettingsStore:
-    return SettingsStore(client)
+def store(redis_client: Redis) -> SettingsStore:
+    return SettingsStore(redis_client)
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ ROUTER_KEY = "sk-or-v1-0f1e2d3c4b5a69788796a5b4c3d2e1f0aabbccdd"
 
 
 @pytest.fixture
-def vault(client: Redis) -> ApiKeyVault:
-    return ApiKeyVault(client, SecretBox(ENCRYPTION_KEY, BOX_PURPOSE))
+def vault(redis_client: Redis) -> ApiKeyVault:
+    return ApiKeyVault(redis_client, SecretBox(ENCRYPTION_KEY, BOX_PURPOSE))
 
 
 def encodings(secret: str) -> set[bytes]:
@@ -49,32 +49,32 @@ def encodings(secret: str) -> set[bytes]:
     return forms
 
 
-async def raw_values(client: Redis) -> list[bytes]:
+async def raw_values(redis_client: Redis) -> list[bytes]:
     """Every key name and raw value in Redis (SCAN, then by type)."""
     found: list[bytes] = []
-    async for key in client.scan_iter(count=500):
+    async for key in redis_client.scan_iter(count=500):
         found.append(key)
-        kind = (await client.type(key)).decode()
+        kind = (await redis_client.type(key)).decode()
         value: Any
         if kind == "string":
-            found.append(await client.get(key))
+            found.append(await redis_client.get(key))
         elif kind == "hash":
-            for field, value in (await client.hgetall(key)).items():
+            for field, value in (await redis_client.hgetall(key)).items():
                 found += [field, value]
         elif kind == "list":
-            found += await client.lrange(key, 0, -1)
+            found += await redis_client.lrange(key, 0, -1)
         elif kind == "set":
-            found += list(await client.smembers(key))
+            found += list(await redis_client.smembers(key))
         elif kind == "zset":
-            found += [m for m, _ in await client.zrange(key, 0, -1, withscores=True)]
+            found += [m for m, _ in await redis_client.zrange(key, 0, -1, withscores=True)]
         else:
-            found.append(repr(await client.dump(key)).encode())
-        found.append(await client.dump(key) or b"")
+            found.append(repr(await redis_client.dump(key)).encode())
+        found.append(await redis_client.dump(key) or b"")
     return found
 
 
-async def assert_nowhere_in_redis(client: Redis, *secrets: str) -> None:
-    values = await raw_values(client)
+async def assert_nowhere_in_redis(redis_client: Redis, *secrets: str) -> None:
+    values = await raw_values(redis_client)
     assert values, "nothing in Redis: the check would pass vacuously"
     for secret in secrets:
         for form in encodings(secret):
@@ -82,7 +82,7 @@ async def assert_nowhere_in_redis(client: Redis, *secrets: str) -> None:
                 assert form not in value, f"a form of the key is in Redis: {value[:60]!r}"
 
 
-async def test_set_get_browse_remove(vault: ApiKeyVault, client: Redis) -> None:
+async def test_set_get_browse_remove(vault: ApiKeyVault, redis_client: Redis) -> None:
     stored = await vault.set("u1", "openai", OPENAI_KEY)
     assert stored.last_four == "WXYZ" and not stored.rejected
     await vault.set("u1", "openrouter", ROUTER_KEY)
@@ -97,9 +97,9 @@ async def test_set_get_browse_remove(vault: ApiKeyVault, client: Redis) -> None:
         ("openrouter", "ccdd", False),
     ]
     assert all(k.added_at > 0 for k in listed)
-    await assert_nowhere_in_redis(client, OPENAI_KEY, ROUTER_KEY)
+    await assert_nowhere_in_redis(redis_client, OPENAI_KEY, ROUTER_KEY)
     # One hash per user, of a registered family.
-    keys = [k.decode() async for k in client.scan_iter()]
+    keys = [k.decode() async for k in redis_client.scan_iter()]
     assert keys == [API_KEYS.key(user_id="u1")]
     assert family_of(keys[0]) is API_KEYS
 
@@ -108,17 +108,19 @@ async def test_set_get_browse_remove(vault: ApiKeyVault, client: Redis) -> None:
     assert await vault.get("u1", "openai") is None
     assert await vault.providers("u1") == {"openrouter"}
     assert await vault.remove("u1", "openrouter")
-    assert [k async for k in client.scan_iter()] == []  # nothing left behind
+    assert [k async for k in redis_client.scan_iter()] == []  # nothing left behind
 
 
-async def test_the_last_four_are_not_stored_in_clear(vault: ApiKeyVault, client: Redis) -> None:
+async def test_the_last_four_are_not_stored_in_clear(
+    vault: ApiKeyVault, redis_client: Redis
+) -> None:
     await vault.set("u1", "openai", OPENAI_KEY)
-    for value in await raw_values(client):
+    for value in await raw_values(redis_client):
         assert b"WXYZ" not in value
 
 
 async def test_rejected_flag_is_once_and_cleared_by_a_new_key(
-    vault: ApiKeyVault, client: Redis
+    vault: ApiKeyVault, redis_client: Redis
 ) -> None:
     await vault.set("u1", "openai", OPENAI_KEY)
     assert await vault.mark_rejected("u1", "openai")
@@ -133,38 +135,38 @@ async def test_rejected_flag_is_once_and_cleared_by_a_new_key(
     # No key, no flag.
     assert not await vault.mark_rejected("u1", "anthropic")
     assert await vault.providers("u1") == {"openai"}
-    await assert_nowhere_in_redis(client, OPENAI_KEY, OPENAI_KEY + "2")
+    await assert_nowhere_in_redis(redis_client, OPENAI_KEY, OPENAI_KEY + "2")
 
 
 async def test_a_sealed_key_moved_to_another_user_or_provider_opens_to_nothing(
-    vault: ApiKeyVault, client: Redis
+    vault: ApiKeyVault, redis_client: Redis
 ) -> None:
     await vault.set("u1", "openai", OPENAI_KEY)
-    sealed = await client.hget(API_KEYS.key(user_id="u1"), "openai")
+    sealed = await redis_client.hget(API_KEYS.key(user_id="u1"), "openai")
     assert sealed is not None
-    await client.hset(API_KEYS.key(user_id="u2"), "openai", sealed)
-    await client.hset(API_KEYS.key(user_id="u1"), "anthropic", sealed)
+    await redis_client.hset(API_KEYS.key(user_id="u2"), "openai", sealed)
+    await redis_client.hset(API_KEYS.key(user_id="u1"), "anthropic", sealed)
     assert await vault.get("u2", "openai") is None
     assert await vault.get("u1", "anthropic") is None
     assert [k.provider for k in await vault.browse("u1")] == ["openai"]
 
 
-async def test_another_encryption_key_cannot_open_them(client: Redis) -> None:
-    await ApiKeyVault(client, SecretBox(ENCRYPTION_KEY, BOX_PURPOSE)).set(
+async def test_another_encryption_key_cannot_open_them(redis_client: Redis) -> None:
+    await ApiKeyVault(redis_client, SecretBox(ENCRYPTION_KEY, BOX_PURPOSE)).set(
         "u1", "openai", OPENAI_KEY
     )
     other = ApiKeyVault(
-        client, SecretBox("another encryption key, also 32+ chars long", BOX_PURPOSE)
+        redis_client, SecretBox("another encryption key, also 32+ chars long", BOX_PURPOSE)
     )
     assert await other.get("u1", "openai") is None
     assert await other.browse("u1") == []
 
 
-async def test_without_encryption_key_nothing_is_stored(client: Redis) -> None:
-    vault = ApiKeyVault(client, None)
+async def test_without_encryption_key_nothing_is_stored(redis_client: Redis) -> None:
+    vault = ApiKeyVault(redis_client, None)
     assert not vault.enabled
     with pytest.raises(VaultUnavailable, match="ENCRYPTION_KEY"):
         await vault.set("u1", "openai", OPENAI_KEY)
     assert await vault.get("u1", "openai") is None
     assert await vault.providers("u1") == set()
-    assert [k async for k in client.scan_iter()] == []
+    assert [k async for k in redis_client.scan_iter()] == []

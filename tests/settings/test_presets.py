@@ -92,11 +92,11 @@ async def test_an_owner_has_a_limited_number_of_presets(presets: PresetStore) ->
 
 
 async def test_a_corrupt_preset_is_skipped_and_every_key_is_registered(
-    presets: PresetStore, client: Redis
+    presets: PresetStore, redis_client: Redis
 ) -> None:
     await presets.create(preset("Fine"))
-    await client.hset("tzurot:presets", "broken", "{not json")
+    await redis_client.hset("tzurot:presets", "broken", "{not json")
     assert [p.name for p in await presets.list()] == ["Fine"]
     assert await presets.get("broken") is None
-    for key in await client.keys("*"):
+    for key in await redis_client.keys("*"):
         assert family_of(key.decode() if isinstance(key, bytes) else key) is not None, key

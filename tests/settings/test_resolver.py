@@ -199,7 +199,7 @@ async def test_resolving_is_one_round_trip(
     resolver: SettingsResolver,
     store: SettingsStore,
     presets: PresetStore,
-    client: Redis,
+    redis_client: Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     await make_preset(presets, "Warm", temperature=1.1)
@@ -209,13 +209,13 @@ async def test_resolving_is_one_round_trip(
     await store.set_channel(THREAD, "memory", False)
     await resolve(resolver)  # the script is loaded into Redis once, on first use
     sent: list[str] = []
-    real: Any = client.execute_command
+    real: Any = redis_client.execute_command
 
     async def counting(*args: Any, **options: Any) -> Any:
         sent.append(str(args[0]))
         return await real(*args, **options)
 
-    monkeypatch.setattr(client, "execute_command", counting)
+    monkeypatch.setattr(redis_client, "execute_command", counting)
     resolved = await resolve(
         resolver, character(preset="Warm"), channel_id=THREAD, parent_channel_id=CHANNEL
     )

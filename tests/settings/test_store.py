@@ -35,32 +35,32 @@ async def test_channel_values_keep_their_enforce_flag(store: SettingsStore) -> N
 
 
 async def test_one_hash_per_scope_and_empty_scopes_vanish(
-    store: SettingsStore, client: Redis
+    store: SettingsStore, redis_client: Redis
 ) -> None:
     for key, value in [("temperature", 1.0), ("max_tokens", 10), ("memory", True)]:
         await store.set_user(USER, key, value)
         await store.set_user(USER, key, value, personality="lilith")
         await store.set_channel(CHANNEL, key, value)
-    keys = sorted(k.decode() if isinstance(k, bytes) else k for k in await client.keys("*"))
+    keys = sorted(k.decode() if isinstance(k, bytes) else k for k in await redis_client.keys("*"))
     assert keys == [f"tzurot:settings:channel:{CHANNEL}", f"tzurot:settings:user:{USER}"]
     assert all(family_of(k) is not None for k in keys)
-    assert [await client.ttl(k) for k in keys] == [-1, -1]  # bounded by keys, not by time
+    assert [await redis_client.ttl(k) for k in keys] == [-1, -1]  # bounded by keys, not by time
 
     for key in ("temperature", "max_tokens", "memory"):
         await store.reset_user(USER, key)
         await store.reset_user(USER, key, personality="lilith")
         await store.reset_channel(CHANNEL, key)
-    assert await client.keys("*") == []
+    assert await redis_client.keys("*") == []
 
 
 async def test_values_edited_by_hand_out_of_range_are_ignored(
-    store: SettingsStore, client: Redis
+    store: SettingsStore, redis_client: Redis
 ) -> None:
-    await client.hset(
+    await redis_client.hset(
         f"tzurot:settings:user:{USER}",
         mapping={"temperature": "99", "memory": "perhaps", "nonsense": "1", "max_tokens": "50"},
     )
-    await client.hset(
+    await redis_client.hset(
         f"tzurot:settings:channel:{CHANNEL}", mapping={"top_p": "7|0.5", "model": "x"}
     )
 

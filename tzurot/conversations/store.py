@@ -54,22 +54,32 @@ TRUNCATION_MARKER = " [… truncated]"
 RETENTION_SCHEDULE = "17 3 * * *"
 _PRUNE_BATCH = 200
 
-# Appends one turn. KEYS: order, turns, active. ARGV: entry id, score, turn JSON, cap, channel.
-# Returns 1 if stored, 0 if a replay.
-_APPEND_BODY = """
-local function append()
-  if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-  redis.call('ZADD', KEYS[3], 'GT', ARGV[2], ARGV[5])
-  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
+# Drops a channel's oldest turns beyond `cap`, for the scripts below. KEYS: order, turns.
+_TRIM = """
+local function trim(cap)
+  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(cap)
   if excess > 0 then
     local dropped = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
     redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
     redis.call('HDEL', KEYS[2], unpack(dropped))
   end
+end
+"""
+
+# Appends one turn. KEYS: order, turns, active. ARGV: entry id, score, turn JSON, cap, channel.
+# Returns 1 if stored, 0 if a replay.
+_APPEND_BODY = (
+    _TRIM
+    + """
+local function append()
+  if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], 'GT', ARGV[2], ARGV[5])
+  trim(ARGV[4])
   return 1
 end
 """
+)
 _APPEND = _APPEND_BODY + "return append()"
 
 # The newest turns before a new one, then the new one stored. KEYS and ARGV[1..5] as _APPEND;
@@ -150,7 +160,9 @@ return #moved
 # Puts back what a user's last clear removed (optionally only one personality's turns).
 # KEYS: order, turns, undo, active. ARGV: user id, personality ('' = all), cap, channel,
 # oldest clear time still undoable. Returns turns restored, or -1 when there is nothing to undo.
-_UNDO = """
+_UNDO = (
+    _TRIM
+    + """
 local raw = redis.call('HGET', KEYS[3], ARGV[1])
 if not raw then return -1 end
 local ok, data = pcall(cjson.decode, raw)
@@ -180,15 +192,11 @@ else
 end
 if newest ~= nil then
   redis.call('ZADD', KEYS[4], 'GT', newest, ARGV[4])
-  local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
-  if excess > 0 then
-    local dropped = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
-    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
-    redis.call('HDEL', KEYS[2], unpack(dropped))
-  end
+  trim(ARGV[3])
 end
 return restored
 """
+)
 
 UNDO_SECONDS = TRANSCRIPT_UNDO.ttl_seconds or 24 * 3600
 

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from redis.asyncio import Redis
 
-from tests.fixtures.redis_server import RedisServer
 from tzurot.ai.contracts import Delivery
 from tzurot.discord.delivery.lanes import Lanes, Speaker, Ticket
 from tzurot.discord.delivery.render import webhook_username
-
-
-@pytest.fixture
-async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    yield client
-    await client.aclose()
 
 
 def ticket(job: str, order: float, channel: str = "c1", kind: str = "channel") -> Ticket:
@@ -28,8 +17,10 @@ def ticket(job: str, order: float, channel: str = "c1", kind: str = "channel") -
     )  # fmt: skip
 
 
-async def test_heads_come_in_message_order_and_one_process_holds_a_lane(redis: Redis) -> None:
-    mine, theirs = Lanes(redis, owner="a"), Lanes(redis, owner="b")
+async def test_heads_come_in_message_order_and_one_process_holds_a_lane(
+    redis_client: Redis,
+) -> None:
+    mine, theirs = Lanes(redis_client, owner="a"), Lanes(redis_client, owner="b")
     for job, order in (("late", 30.0), ("early", 10.0), ("middle", 20.0)):
         await mine.add(ticket(job, order))
     await mine.add(ticket("early", 10.0))  # the same ticket again (a replay) is one ticket
@@ -51,8 +42,8 @@ async def test_heads_come_in_message_order_and_one_process_holds_a_lane(redis: R
     assert await mine.count() == 0
 
 
-async def test_lanes_are_independent_and_an_interaction_has_its_own(redis: Redis) -> None:
-    lanes = Lanes(redis, owner="a")
+async def test_lanes_are_independent_and_an_interaction_has_its_own(redis_client: Redis) -> None:
+    lanes = Lanes(redis_client, owner="a")
     await lanes.add(ticket("here", 1.0, channel="c1"))
     await lanes.add(ticket("there", 2.0, channel="c2"))
     await lanes.add(ticket("chat", 0.5, channel="c1", kind="interaction"))
@@ -63,8 +54,8 @@ async def test_lanes_are_independent_and_an_interaction_has_its_own(redis: Redis
         assert head.ticket.job_id == job
 
 
-async def test_a_lane_released_to_wait_is_due_again_later(redis: Redis) -> None:
-    lanes = Lanes(redis, owner="a", look_again_after=0.0)
+async def test_a_lane_released_to_wait_is_due_again_later(redis_client: Redis) -> None:
+    lanes = Lanes(redis_client, owner="a", look_again_after=0.0)
     await lanes.add(ticket("waiting", 1.0))
     assert await lanes.due() == ["c1"]
     await lanes.lease_head("c1")
@@ -72,9 +63,9 @@ async def test_a_lane_released_to_wait_is_due_again_later(redis: Redis) -> None:
     assert await lanes.due() == []
 
 
-async def test_an_unreadable_head_is_reported_not_raised(redis: Redis) -> None:
-    lanes = Lanes(redis, owner="a")
-    await redis.zadd("tzurot:lane:c9", {b"\xff not json": 1})
+async def test_an_unreadable_head_is_reported_not_raised(redis_client: Redis) -> None:
+    lanes = Lanes(redis_client, owner="a")
+    await redis_client.zadd("tzurot:lane:c9", {b"\xff not json": 1})
     got, head = await lanes.lease_head("c9")
     assert got and head is not None and head.ticket is None
     assert await lanes.pop("c9", head) is None

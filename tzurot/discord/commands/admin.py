@@ -15,13 +15,19 @@ OWNER_ONLY = "Only the bot's owner can use /admin."
 def register(client: lightbulb.Client, services: CommandServices, known: Personalities) -> None:
     admin = lightbulb.Group("admin", "For the bot's owner")
 
+    async def deferred_for_owner(ctx: lightbulb.Context) -> bool:
+        """Defer (ephemerally); refuse anyone but the bot's owner. True: go on."""
+        await ctx.defer(ephemeral=True)
+        if is_bot_owner(services, str(ctx.user.id)):
+            return True
+        await ctx.edit_response(-1, OWNER_ONLY)
+        return False
+
     @admin.register()
     class AdminStats(lightbulb.SlashCommand, name="stats", description="Queue, servers, jobs"):
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            if not is_bot_owner(services, str(ctx.user.id)):
-                await ctx.edit_response(-1, OWNER_ONLY)
+            if not await deferred_for_owner(ctx):
                 return
             stats = services.community.admin_stats
             if stats is None:
@@ -45,9 +51,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
     class AdminHealth(lightbulb.SlashCommand, name="health", description="The /health checks"):
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            if not is_bot_owner(services, str(ctx.user.id)):
-                await ctx.edit_response(-1, OWNER_ONLY)
+            if not await deferred_for_owner(ctx):
                 return
             health = services.community.health
             if health is None:

@@ -15,6 +15,8 @@ it arrives.
 
 from __future__ import annotations
 
+from typing import Any
+
 import hikari
 import lightbulb
 
@@ -216,6 +218,13 @@ def register(group: lightbulb.SubGroup, services: CommandServices, known: Person
     api_keys = _ApiKeys(services)
     services.router.register(SET_PREFIX, api_keys.on_set)
 
+    def stored_provider(description: str) -> Any:
+        """A `provider` option offering the providers the user has a key for."""
+        return lightbulb.string(
+            "provider", description, autocomplete=api_keys.suggest_stored,
+            max_length=MAX_PROVIDER_CHARS,
+        )  # fmt: skip
+
     @group.register()
     class ApiKeySet(
         lightbulb.SlashCommand, name="set", description="Add or replace your own API key"
@@ -242,10 +251,7 @@ def register(group: lightbulb.SubGroup, services: CommandServices, known: Person
     class ApiKeyRemove(
         lightbulb.SlashCommand, name="remove", description="Forget one of your API keys"
     ):
-        provider = lightbulb.string(
-            "provider", "Whose key to forget", autocomplete=api_keys.suggest_stored,
-            max_length=MAX_PROVIDER_CHARS,
-        )  # fmt: skip
+        provider = stored_provider("Whose key to forget")
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
@@ -256,10 +262,7 @@ def register(group: lightbulb.SubGroup, services: CommandServices, known: Person
     class ApiKeyTest(
         lightbulb.SlashCommand, name="test", description="Check that your stored key still works"
     ):
-        provider = lightbulb.string(
-            "provider", "Whose key to check", autocomplete=api_keys.suggest_stored,
-            max_length=MAX_PROVIDER_CHARS,
-        )  # fmt: skip
+        provider = stored_provider("Whose key to check")
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:

@@ -17,7 +17,13 @@ import hikari
 import lightbulb
 
 from tzurot.discord.activation import Activations, TooManyActivations, thread_parent_of
-from tzurot.discord.commands.common import CommandServices, Personalities, has_permission
+from tzurot.discord.commands.common import (
+    CommandServices,
+    Personalities,
+    fit,
+    grants,
+    has_permission,
+)
 from tzurot.discord.interactions_router import Refusal, Routed, custom_id
 
 RESET_PREFIX = "channel-reset"
@@ -45,11 +51,8 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
             await ctx.defer(ephemeral=True)
-            if ctx.guild_id is None:
-                await ctx.edit_response(-1, ONLY_IN_SERVERS)
-                return
-            if not has_permission(ctx, hikari.Permissions.MANAGE_MESSAGES):
-                await ctx.edit_response(-1, NEEDS_MANAGE_MESSAGES)
+            if (refusal := moderator_refusal(ctx)) is not None:
+                await ctx.edit_response(-1, refusal)
                 return
             found = await known.find(self.personality, str(ctx.user.id))
             if found is None:
@@ -79,11 +82,8 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
             await ctx.defer(ephemeral=True)
-            if ctx.guild_id is None:
-                await ctx.edit_response(-1, ONLY_IN_SERVERS)
-                return
-            if not has_permission(ctx, hikari.Permissions.MANAGE_MESSAGES):
-                await ctx.edit_response(-1, NEEDS_MANAGE_MESSAGES)
+            if (refusal := moderator_refusal(ctx)) is not None:
+                await ctx.edit_response(-1, refusal)
                 return
             stopped = await activations().deactivate(
                 str(ctx.guild_id), str(ctx.channel_id), str(ctx.user.id),
@@ -125,7 +125,7 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
                 )
             if len(entries) > _MAX_LISTED:
                 lines.append(f"…and {len(entries) - _MAX_LISTED} more.")
-            await ctx.edit_response(-1, _fit("\n".join(lines)))
+            await ctx.edit_response(-1, fit("\n".join(lines)))
 
     @group.register()
     class ChannelReset(
@@ -136,11 +136,8 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
             # The modal must be the first answer: no defer, and only fast checks before it.
-            if ctx.guild_id is None:
-                await ctx.respond(ONLY_IN_SERVERS, ephemeral=True)
-                return
-            if not has_permission(ctx, hikari.Permissions.MANAGE_MESSAGES):
-                await ctx.respond(NEEDS_MANAGE_MESSAGES, ephemeral=True)
+            if (refusal := moderator_refusal(ctx)) is not None:
+                await ctx.respond(refusal, ephemeral=True)
                 return
             name = getattr(ctx.interaction.channel, "name", None) or "this channel"
             row = hikari.impl.ModalActionRowBuilder().add_text_input(
@@ -163,7 +160,7 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
         channel_id = routed.args[0]
         if str(interaction.channel_id) != channel_id or interaction.guild_id is None:
             raise Refusal("That confirmation belongs to another channel.")
-        if not _may(routed.member_permissions, hikari.Permissions.MANAGE_MESSAGES):
+        if not grants(routed.member_permissions, hikari.Permissions.MANAGE_MESSAGES):
             raise Refusal(NEEDS_MANAGE_MESSAGES)
         typed = (routed.values.get(CONFIRM_FIELD) or "").strip()
         name = getattr(interaction.channel, "name", None) or ""
@@ -176,6 +173,15 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
     services.router.register(RESET_PREFIX, on_reset)
 
 
+def moderator_refusal(ctx: lightbulb.Context) -> str | None:
+    """Why the invoker may not change this channel's character or history (None: they may)."""
+    if ctx.guild_id is None:
+        return ONLY_IN_SERVERS
+    if not has_permission(ctx, hikari.Permissions.MANAGE_MESSAGES):
+        return NEEDS_MANAGE_MESSAGES
+    return None
+
+
 def _expected_name(name: str) -> str:
     return name if name.startswith("#") or name == "this channel" else f"#{name}"
 
@@ -185,11 +191,3 @@ def _confirmed(typed: str, channel_name: str) -> bool:
         return True
     bare = typed.removeprefix("#").strip()
     return bool(channel_name) and bare.casefold() == channel_name.casefold()
-
-
-def _may(granted: hikari.Permissions, permission: hikari.Permissions) -> bool:
-    return bool(granted & hikari.Permissions.ADMINISTRATOR) or (granted & permission) == permission
-
-
-def _fit(text: str, limit: int = 2000) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -11,7 +11,12 @@ from __future__ import annotations
 import hikari
 import lightbulb
 
-from tzurot.discord.commands.common import CommandServices, Personalities
+from tzurot.discord.commands.common import (
+    CommandServices,
+    Personalities,
+    deferred_service,
+    has_permission,
+)
 from tzurot.discord.commands.settings import (
     CLEAR_WORDS,
     SETTING_CHOICES,
@@ -23,15 +28,6 @@ from tzurot.discord.commands.settings import (
 from tzurot.settings.catalog import SettingError, spec_for
 
 NEEDED = hikari.Permissions.MANAGE_CHANNELS
-
-
-def may_manage(ctx: lightbulb.Context) -> bool:
-    """Manage Channels (or Administrator) in this channel, as Discord computed it."""
-    member = ctx.interaction.member
-    if member is None:
-        return False
-    permissions = member.permissions
-    return bool(permissions & (NEEDED | hikari.Permissions.ADMINISTRATOR))
 
 
 def register(group: lightbulb.Group, services: CommandServices, known: Personalities) -> None:
@@ -52,15 +48,13 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            store = community.settings
+            store = await deferred_service(ctx, community.settings, UNAVAILABLE)
             if store is None:
-                await ctx.edit_response(-1, UNAVAILABLE)
                 return
             if ctx.guild_id is None:
                 await ctx.edit_response(-1, "Channel settings are for server channels, not DMs.")
                 return
-            if not may_manage(ctx):
+            if not has_permission(ctx, NEEDED):
                 await ctx.edit_response(
                     -1,
                     "Only members with the Manage Channels permission can change channel settings.",

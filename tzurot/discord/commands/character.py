@@ -29,7 +29,7 @@ import hikari
 import lightbulb
 
 from tzurot.attachments.fetch import FetchError, fetch_attachment
-from tzurot.discord.commands.common import CommandServices, Personalities
+from tzurot.discord.commands.common import CommandServices, Personalities, fit, paginate
 from tzurot.discord.interactions_router import Expired, Refusal, Routed, custom_id
 from tzurot.discord.triggers import visible_to
 from tzurot.personalities.loader import MAX_FILE_BYTES
@@ -244,10 +244,9 @@ def _register_management(  # noqa: PLR0915 - one closure per subcommand and hand
         actor: Actor, page: int, rest: hikari.api.RESTClient
     ) -> tuple[str, list[Any]]:
         shown = await characters.browse(actor)
-        pages = max(1, (len(shown) + PAGE_SIZE - 1) // PAGE_SIZE)
-        page = min(max(page, 0), pages - 1)
+        on_page, page, pages = paginate(shown, page, PAGE_SIZE)
         lines = []
-        for p in shown[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]:
+        for p in on_page:
             tags = []
             if actor.user_id is not None and p.owner_id == actor.user_id:
                 tags.append("yours")
@@ -660,5 +659,4 @@ def describe(p: Personality) -> str:
     for field, value in card.items():
         if value:
             parts.append(f"**{field.replace('_', ' ').capitalize()}:** {value[:300]}")
-    text = "\n".join(parts)
-    return text if len(text) <= 2000 else text[:1999] + "…"
+    return fit("\n".join(parts))

@@ -1,14 +1,17 @@
-"""What every command group shares: the services, personality autocomplete and lookup."""
+"""What every command group shares: the services, personality autocomplete and lookup,
+permission checks, and paging (slices and previous/next buttons)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import hikari
 import lightbulb
 
 from tzurot.conversations import TranscriptStore
-from tzurot.discord.interactions_router import InteractionRouter, Refusal
+from tzurot.discord.interactions_router import InteractionRouter, Refusal, custom_id
 from tzurot.discord.message_path import MessagePath
 from tzurot.discord.services import Community
 from tzurot.discord.triggers import visible_to
@@ -16,6 +19,9 @@ from tzurot.personalities.models import Personality
 from tzurot.personalities.store import PersonalityDirectory, PersonalityStore
 
 AUTOCOMPLETE_LIMIT = 25
+MESSAGE_LIMIT = 2000  # Discord's longest message content
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -43,6 +49,15 @@ class CommandRefusal(Refusal):
         self.message = message
 
 
+async def deferred_service(ctx: lightbulb.Context, service: T | None, unavailable: str) -> T | None:
+    """Defer (ephemerally), then `service` (one this process may lack), or None after
+    answering `unavailable`."""
+    await ctx.defer(ephemeral=True)
+    if service is None:
+        await ctx.edit_response(-1, unavailable)
+    return service
+
+
 def is_bot_owner(services: CommandServices, user_id: str) -> bool:
     """Whether `user_id` is BOT_OWNER_ID (no owner configured: nobody is)."""
     owner = services.community.owner_id
@@ -55,8 +70,43 @@ def has_permission(ctx: lightbulb.Context, permission: hikari.Permissions) -> bo
     member = ctx.interaction.member
     if member is None:
         return False
-    granted = member.permissions
+    return grants(member.permissions, permission)
+
+
+def grants(granted: hikari.Permissions, permission: hikari.Permissions) -> bool:
+    """Whether `granted` includes `permission` (Administrator includes everything)."""
     return bool(granted & hikari.Permissions.ADMINISTRATOR) or (granted & permission) == permission
+
+
+def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` cut to `limit` characters, ending in "…" when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def paginate(items: Sequence[T], page: int, size: int) -> tuple[Sequence[T], int, int]:
+    """(the items on `page`, that page clamped to the ones there are, how many pages: 1 or
+    more, also for no items)."""
+    pages = max(1, (len(items) + size - 1) // size)
+    page = max(0, min(page, pages - 1))
+    return items[page * size : (page + 1) * size], page, pages
+
+
+def page_buttons(
+    prefix: str, page: int, pages: int, *args: str
+) -> list[hikari.api.ComponentBuilder]:
+    """Previous/next buttons (none for a single page); ids are `prefix:args...:page`."""
+    if pages <= 1:
+        return []
+    row = hikari.impl.MessageActionRowBuilder()
+    row.add_interactive_button(
+        hikari.ButtonStyle.SECONDARY, custom_id(prefix, *args, max(page - 1, 0)),
+        label="◀ Previous", is_disabled=page <= 0,
+    )  # fmt: skip
+    row.add_interactive_button(
+        hikari.ButtonStyle.SECONDARY, custom_id(prefix, *args, min(page + 1, pages - 1)),
+        label="Next ▶", is_disabled=page >= pages - 1,
+    )  # fmt: skip
+    return [row]
 
 
 class Personalities:

@@ -26,8 +26,10 @@ import hikari
 import lightbulb
 
 from tzurot.discord.commands.common import (
+    CommandRefusal,
     CommandServices,
     Personalities,
+    fit,
     has_permission,
     is_bot_owner,
 )
@@ -37,12 +39,6 @@ from tzurot.personalities.models import Personality
 _TARGET = re.compile(r"^(?:<@!?(\d{15,22})>|(\d{15,22}))$")
 _MAX_LISTED = 30
 _MODERATE_CHANNEL = (hikari.Permissions.MANAGE_CHANNELS, hikari.Permissions.MANAGE_MESSAGES)
-
-
-class Refused(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
     def denylist() -> Denylist:
         found = services.community.denylist
         if found is None:
-            raise Refused("The denylist is not set up in this process.")
+            raise CommandRefusal("The denylist is not set up in this process.")
         return found
 
     async def place_for(
@@ -72,35 +68,35 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
         guild = str(ctx.guild_id) if ctx.guild_id else None
         if scope == "bot":
             if not owner:
-                raise Refused("Only the bot's owner can deny at bot scope.")
+                raise CommandRefusal("Only the bot's owner can deny at bot scope.")
             return Place("bot", "", None, "everywhere")
         if scope == "personality":
             if not personality_ref:
-                raise Refused("Say which character: the `personality` option.")
+                raise CommandRefusal("Say which character: the `personality` option.")
             found = await services.personalities.get(personality_ref)
             if found is None or not (owner or _owns(found, user_id)):
-                raise Refused("Only a character's owner can deny people that character.")
+                raise CommandRefusal("Only a character's owner can deny people that character.")
             return Place("personality", found.slug, None, f"from **{found.display_name}**")
         if kind == "server":
-            raise Refused("A server can only be denied at bot or personality scope.")
+            raise CommandRefusal("A server can only be denied at bot or personality scope.")
         if guild is None:
-            raise Refused(f"Scope {scope} works in a server, not in DMs.")
+            raise CommandRefusal(f"Scope {scope} works in a server, not in DMs.")
         if scope == "server":
             if not (owner or has_permission(ctx, hikari.Permissions.MANAGE_GUILD)):
-                raise Refused("You need the Manage Server permission for scope server.")
+                raise CommandRefusal("You need the Manage Server permission for scope server.")
             return Place("server", guild, guild, "in this server")
         if scope == "channel":
             if not (owner or any(has_permission(ctx, p) for p in _MODERATE_CHANNEL)):
-                raise Refused(
+                raise CommandRefusal(
                     "You need Manage Channels or Manage Messages in this channel for scope channel."
                 )
             return Place("channel", str(ctx.channel_id), guild, f"in <#{ctx.channel_id}>")
-        raise Refused(f"Unknown scope `{scope[:20]}`: bot, server, channel or personality.")
+        raise CommandRefusal(f"Unknown scope `{scope[:20]}`: bot, server, channel or personality.")
 
     def parse_target(ctx: lightbulb.Context, raw: str) -> tuple[str, str]:
         match = _TARGET.match(raw.strip())
         if match is None:
-            raise Refused("The target must be a user (a mention or an id) or a server id.")
+            raise CommandRefusal("The target must be a user (a mention or an id) or a server id.")
         target = match.group(1) or match.group(2)
         if match.group(1):
             return target, "user"
@@ -127,7 +123,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             try:
                 target, kind = parse_target(ctx, self.target)
                 if services.community.owner_id == target:
-                    raise Refused("The bot's owner can't be denied.")
+                    raise CommandRefusal("The bot's owner can't be denied.")
                 place = await place_for(ctx, self.scope, self.personality, kind)
                 entry = new_entry(
                     target=target, kind="server" if kind == "server" else "user",
@@ -137,8 +133,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
                 try:
                     new = await denylist().add(entry)
                 except DenylistFull as error:
-                    raise Refused(str(error)) from None
-            except Refused as refusal:
+                    raise CommandRefusal(str(error)) from None
+            except CommandRefusal as refusal:
                 await ctx.edit_response(-1, refusal.message)
                 return
             who = _who(entry)
@@ -164,7 +160,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
                 # by whoever may lift entries of that scope here.
                 place = await place_for(ctx, self.scope, self.personality, "user")
                 removed = await denylist().remove(place.scope, place.place, target)
-            except Refused as refusal:
+            except CommandRefusal as refusal:
                 await ctx.edit_response(-1, refusal.message)
                 return
             shown = f"<@{target}>" if kind == "user" else f"server `{target}`"
@@ -182,7 +178,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             await ctx.defer(ephemeral=True)
             try:
                 entries = await denylist().browse()
-            except Refused as refusal:
+            except CommandRefusal as refusal:
                 await ctx.edit_response(-1, refusal.message)
                 return
             user_id = str(ctx.user.id)
@@ -212,8 +208,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             lines = [_line(e) for e in visible[:_MAX_LISTED]]
             if len(visible) > _MAX_LISTED:
                 lines.append(f"…and {len(visible) - _MAX_LISTED} more.")
-            text = "\n".join(lines)
-            await ctx.edit_response(-1, text if len(text) <= 2000 else text[:1999] + "…")
+            await ctx.edit_response(-1, fit("\n".join(lines)))
 
     client.register(deny)
 

@@ -11,12 +11,13 @@ Clearing the whole channel for everyone is `/channel reset` (commands/channel.py
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import hikari
 import lightbulb
 
 from tzurot.conversations import ChatTurn
-from tzurot.discord.commands.common import CommandServices, Personalities
+from tzurot.discord.commands.common import CommandServices, Personalities, fit
 from tzurot.discord.interactions_router import Refusal, Routed, custom_id
 from tzurot.personalities.models import Personality
 
@@ -29,13 +30,25 @@ ALL = "-"
 def register(client: lightbulb.Client, services: CommandServices, known: Personalities) -> None:
     history = lightbulb.Group("history", "Your conversation history in this channel")
 
-    async def which(ctx: lightbulb.Context, ref: str | None) -> Personality | None:
+    def only_character() -> Any:
+        """The optional `personality` option of clear, undo and view."""
+        return lightbulb.string(
+            "personality", "Only this character", autocomplete=known.suggest, default=None
+        )
+
+    async def deferred_which(
+        ctx: lightbulb.Context, ref: str | None
+    ) -> tuple[bool, Personality | None]:
+        """Defer (ephemerally), then (True, the named character or None when none is named),
+        or (False, None) after answering that nobody is called `ref`."""
+        await ctx.defer(ephemeral=True)
         if not ref:
-            return None
+            return True, None
         found = await known.find(ref, str(ctx.user.id))
         if found is None:
-            raise Refusal(f"I don't know anyone called `{ref[:80]}`.")
-        return found
+            await ctx.edit_response(-1, f"I don't know anyone called `{ref[:80]}`.")
+            return False, None
+        return True, found
 
     @history.register()
     class HistoryClear(
@@ -43,17 +56,12 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
         name="clear",
         description="Forget your messages (and the replies to them) in this channel",
     ):
-        personality = lightbulb.string(
-            "personality", "Only this character", autocomplete=known.suggest, default=None
-        )
+        personality = only_character()
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            try:
-                found = await which(ctx, self.personality)
-            except Refusal as refusal:
-                await ctx.edit_response(-1, refusal.message)
+            known_ref, found = await deferred_which(ctx, self.personality)
+            if not known_ref:
                 return
             removed = await services.transcripts.clear_user(
                 str(ctx.channel_id), str(ctx.user.id), found.slug if found else None
@@ -72,17 +80,12 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
     class HistoryUndo(
         lightbulb.SlashCommand, name="undo", description="Bring back what your last clear forgot"
     ):
-        personality = lightbulb.string(
-            "personality", "Only this character", autocomplete=known.suggest, default=None
-        )
+        personality = only_character()
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            try:
-                found = await which(ctx, self.personality)
-            except Refusal as refusal:
-                await ctx.edit_response(-1, refusal.message)
+            known_ref, found = await deferred_which(ctx, self.personality)
+            if not known_ref:
                 return
             restored = await services.transcripts.undo(
                 str(ctx.channel_id), str(ctx.user.id), found.slug if found else None
@@ -98,17 +101,12 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
     class HistoryView(
         lightbulb.SlashCommand, name="view", description="Show your latest turns in this channel"
     ):
-        personality = lightbulb.string(
-            "personality", "Only this character", autocomplete=known.suggest, default=None
-        )
+        personality = only_character()
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            try:
-                found = await which(ctx, self.personality)
-            except Refusal as refusal:
-                await ctx.edit_response(-1, refusal.message)
+            known_ref, found = await deferred_which(ctx, self.personality)
+            if not known_ref:
                 return
             slug = found.slug if found else None
             turns = await services.transcripts.user_turns(
@@ -173,9 +171,7 @@ def render_page(
         )
         content = content.replace("\n", " ")
         lines.append(f"<t:{int(turn.at.timestamp())}:t> **{turn.speaker}:** {content}")
-    text = "\n".join(lines)
-    if len(text) > 2000:
-        text = text[:1999] + "…"
+    text = fit("\n".join(lines))
     tag = slug or ALL
     row = (
         hikari.impl.MessageActionRowBuilder()

@@ -14,8 +14,14 @@ import hikari
 import lightbulb
 
 from tzurot.ai.catalog import AUTOCOMPLETE_LIMIT, ModelCatalog
-from tzurot.discord.commands.common import CommandServices, Personalities
-from tzurot.discord.interactions_router import Expired, Routed, custom_id
+from tzurot.discord.commands.common import (
+    CommandServices,
+    Personalities,
+    deferred_service,
+    page_buttons,
+    paginate,
+)
+from tzurot.discord.interactions_router import Expired, Routed
 from tzurot.discord.services import Community
 
 PAGE_SIZE = 20
@@ -66,9 +72,7 @@ def render_page(
         reachable = ", ".join(catalog.providers(providers)) or "none"
         what = f"for provider `{(provider or '')[:40]}`" if provider else "at all"
         return (f"No models {what} that you can use here. Providers you can use: {reachable}.", [])
-    pages = (len(models) + PAGE_SIZE - 1) // PAGE_SIZE
-    page = max(0, min(page, pages - 1))
-    shown = models[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    shown, page, pages = paginate(models, page, PAGE_SIZE)
     title = f"**Models** of `{provider}`" if provider else "**Models** you can use"
     lines = [f"{title} — page {page + 1}/{pages} ({len(models)} models)"]
     lines += [f"• {info.describe()}" for info in shown]
@@ -76,24 +80,6 @@ def render_page(
         lines.append("Narrow it down: `/models browse provider:` " + ", ".join(
             catalog.providers(providers))[:300])  # fmt: skip
     return "\n".join(lines)[:2000], page_buttons(PAGE_PREFIX, page, pages, provider or _ALL)
-
-
-def page_buttons(
-    prefix: str, page: int, pages: int, *args: str
-) -> list[hikari.api.ComponentBuilder]:
-    """Previous/next buttons (none for a single page); ids are `prefix:args...:page`."""
-    if pages <= 1:
-        return []
-    row = hikari.impl.MessageActionRowBuilder()
-    row.add_interactive_button(
-        hikari.ButtonStyle.SECONDARY, custom_id(prefix, *args, max(page - 1, 0)),
-        label="◀ Previous", is_disabled=page <= 0,
-    )  # fmt: skip
-    row.add_interactive_button(
-        hikari.ButtonStyle.SECONDARY, custom_id(prefix, *args, min(page + 1, pages - 1)),
-        label="Next ▶", is_disabled=page >= pages - 1,
-    )  # fmt: skip
-    return [row]
 
 
 def register(client: lightbulb.Client, services: CommandServices, known: Personalities) -> None:
@@ -121,10 +107,10 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            catalog = community.models
+            catalog = await deferred_service(
+                ctx, community.models, "The model list is not available here."
+            )
             if catalog is None:
-                await ctx.edit_response(-1, "The model list is not available here.")
                 return
             provider = _provider_arg(self.provider)
             text, components = render_page(

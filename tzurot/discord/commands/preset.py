@@ -13,8 +13,14 @@ import hikari
 import lightbulb
 from pydantic import ValidationError
 
-from tzurot.discord.commands.common import CommandServices, Personalities
-from tzurot.discord.commands.models import model_autocomplete, page_buttons
+from tzurot.discord.commands.common import (
+    CommandServices,
+    Personalities,
+    deferred_service,
+    page_buttons,
+    paginate,
+)
+from tzurot.discord.commands.models import model_autocomplete
 from tzurot.discord.interactions_router import Expired, Routed
 from tzurot.discord.services import Community
 from tzurot.settings.presets import (
@@ -45,9 +51,7 @@ def render_page(
 ) -> tuple[str, list[hikari.api.ComponentBuilder]]:
     if not presets:
         return "No presets yet. Make one with `/preset create`.", []
-    pages = (len(presets) + PAGE_SIZE - 1) // PAGE_SIZE
-    page = max(0, min(page, pages - 1))
-    shown = presets[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    shown, page, pages = paginate(presets, page, PAGE_SIZE)
     lines = [f"**Presets** — page {page + 1}/{pages} ({len(presets)} presets)"]
     lines += [f"• {describe(p, viewer)}"[:190] for p in shown]
     return "\n".join(lines), page_buttons(PAGE_PREFIX, page, pages)
@@ -97,10 +101,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            store = _store(community)
+            store = await deferred_service(ctx, _store(community), UNAVAILABLE)
             if store is None:
-                await ctx.edit_response(-1, UNAVAILABLE)
                 return
             values = _given(self)
             if values.get("model") is None:
@@ -144,10 +146,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            store = _store(community)
+            store = await deferred_service(ctx, _store(community), UNAVAILABLE)
             if store is None:
-                await ctx.edit_response(-1, UNAVAILABLE)
                 return
             changes = _given(self)
             if not changes:
@@ -166,10 +166,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            store = _store(community)
+            store = await deferred_service(ctx, _store(community), UNAVAILABLE)
             if store is None:
-                await ctx.edit_response(-1, UNAVAILABLE)
                 return
             try:
                 gone = await store.delete(self.preset, str(ctx.user.id))
@@ -182,10 +180,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
     class PresetBrowse(lightbulb.SlashCommand, name="browse", description="List presets"):
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            store = _store(community)
+            store = await deferred_service(ctx, _store(community), UNAVAILABLE)
             if store is None:
-                await ctx.edit_response(-1, UNAVAILABLE)
                 return
             viewer = str(ctx.user.id)
             text, components = render_page(await store.list_visible(viewer), 0, viewer)

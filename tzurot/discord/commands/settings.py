@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightbulb
 
 from tzurot.discord.activation import thread_parent_of
-from tzurot.discord.commands.common import CommandServices, Personalities
+from tzurot.discord.commands.common import CommandServices, Personalities, deferred_service
 from tzurot.discord.commands.models import Autocomplete, suggest_models, user_providers
 from tzurot.discord.services import Community
 from tzurot.personalities.models import Personality
@@ -154,16 +154,15 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            if community.resolver is None:
-                await ctx.edit_response(-1, UNAVAILABLE)
+            resolver = await deferred_service(ctx, community.resolver, UNAVAILABLE)
+            if resolver is None:
                 return
             found, problem = await character(ctx, self.personality)
             if problem:
                 await ctx.edit_response(-1, problem)
                 return
             channel_id, parent_id = await where(ctx)
-            resolved = await community.resolver.resolve(
+            resolved = await resolver.resolve(
                 found, user_id=str(ctx.user.id), channel_id=channel_id, parent_channel_id=parent_id
             )
             title = (
@@ -188,10 +187,8 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            store = community.settings
+            store = await deferred_service(ctx, community.settings, UNAVAILABLE)
             if store is None:
-                await ctx.edit_response(-1, UNAVAILABLE)
                 return
             user_id = str(ctx.user.id)
             found, problem = await character(ctx, self.personality)
@@ -223,10 +220,8 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            await ctx.defer(ephemeral=True)
-            store = community.settings
+            store = await deferred_service(ctx, community.settings, UNAVAILABLE)
             if store is None:
-                await ctx.edit_response(-1, UNAVAILABLE)
                 return
             found, problem = await character(ctx, self.personality)
             try:
