@@ -236,7 +236,6 @@ class Application:
         """The generation pipeline: every generation resolves the settings cascade, then
         whose key it uses (the user's, the operator's, or a guest model)."""
         settings = self.settings
-        assert community.api_keys is not None and community.key_checker is not None
         return Generator(
             model,
             community.transcripts,

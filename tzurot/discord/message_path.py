@@ -55,7 +55,7 @@ class MessagePath:
         state: ConversationState,
         sender: ReplySender,
         job_timeout: float,
-        gate: Gate | None = None,
+        gate: Gate,
     ) -> None:
         self._personalities = personalities
         self._triggers = triggers
@@ -76,10 +76,10 @@ class MessagePath:
             trigger = await self._triggers.resolve(message, bot_id)
             if trigger is None:
                 return
-            if self._gate is not None:  # the denylist and the rate limits (moderation/gate.py)
-                trigger = await self._admit(message, trigger)
-                if trigger is None:
-                    return
+            # The denylist and the rate limits (moderation/gate.py).
+            trigger = await self._admit(message, trigger)
+            if trigger is None:
+                return
             if trigger.reason == "help":
                 await self._sender.post_plain(message.channel_id, await self.help_text())
                 return
@@ -87,7 +87,6 @@ class MessagePath:
                 await self.start_turn(message, personality, index)
 
     async def _admit(self, message: IncomingMessage, trigger: Trigger) -> Trigger | None:
-        assert self._gate is not None
         admission = await self._gate.admit(
             user_id=message.author_id, guild_id=message.guild_id, channel_id=message.channel_id,
             parent_channel_id=message.thread_parent_id,
@@ -107,8 +106,6 @@ class MessagePath:
     ) -> str | None:
         """For /chat, before it is answered: None if it may go on, else what to answer
         (ephemerally; a denied user gets a bare refusal that says nothing more)."""
-        if self._gate is None:
-            return None
         admission = await self._gate.admit(
             user_id=str(interaction.user.id),
             guild_id=str(interaction.guild_id) if interaction.guild_id else None,

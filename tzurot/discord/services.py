@@ -27,25 +27,25 @@ from tzurot.settings.store import SettingsStore
 class Community:
     personalities: PersonalityStore
     transcripts: TranscriptStore
-    # The Discord user id with admin rights over the bot (BOT_OWNER_ID), as a string.
-    owner_id: str | None = None
-    # The denylist, the rate limits (None: not enforced), channel activations, /admin stats
-    # and the same checks /health runs (Application.health), for /admin health.
-    denylist: Denylist | None = None
-    rate_limiter: RateLimiter | None = None
-    activations: Activations | None = None
-    admin_stats: AdminStats | None = None
-    health: Callable[[], Awaitable[dict[str, bool]]] | None = None
+    # Managing characters (ownership, validation, avatars, TOML): /character and the HTTP API.
+    characters: CharacterService
+    # The denylist, the rate limits, channel activations, /admin stats and the same checks
+    # /health runs (Application.health), for /admin health.
+    denylist: Denylist
+    rate_limiter: RateLimiter
+    activations: Activations
+    admin_stats: AdminStats
+    health: Callable[[], Awaitable[dict[str, bool]]]
     # Presets, the user and channel settings, their resolver, the model catalog (/models and
     # model autocomplete) and what knows the providers a user has their own key for (the BYOK
-    # vault: `async providers(user_id) -> set[str]`); None where not built.
-    presets: PresetStore | None = None
-    settings: SettingsStore | None = None
-    resolver: SettingsResolver | None = None
-    models: ModelCatalog | None = None
-    key_providers: KeyedProviders | None = None
+    # vault: `async providers(user_id) -> set[str]`).
+    presets: PresetStore
+    settings: SettingsStore
+    resolver: SettingsResolver
+    models: ModelCatalog
+    key_providers: KeyedProviders
     # Users' own API keys (BYOK) and the provider check a key passes before it is stored.
-    api_keys: ApiKeyVault | None = None
-    key_checker: KeyChecker | None = None
-    # Managing characters (ownership, validation, avatars, TOML): /character and the HTTP API.
-    characters: CharacterService | None = None
+    api_keys: ApiKeyVault
+    key_checker: KeyChecker
+    # The Discord user id with admin rights over the bot (BOT_OWNER_ID), as a string.
+    owner_id: str | None = None

@@ -57,7 +57,7 @@ class TriggerResolver:
         state: ConversationState,
         *,
         max_mentions: int,
-        activations: Activations | None = None,
+        activations: Activations,
     ) -> None:
         self._personalities = personalities
         self._state = state
@@ -96,13 +96,13 @@ class TriggerResolver:
             return Trigger([sticky], "dm") if sticky else Trigger([], "help")
         if message.mentions_bot and not content.strip():
             return Trigger([], "help")
-        if self._activations is not None:  # an activated channel (or its thread): no other
-            slug = await self._activations.active_slug(  # trigger applied, so it answers
-                message.guild_id, message.channel_id, message.thread_parent_id
-            )
-            active = await visible(slug) if slug else None
-            if active is not None:
-                return Trigger([active], "activation")
+        # An activated channel (or its thread): no other trigger applied, so it answers.
+        slug = await self._activations.active_slug(
+            message.guild_id, message.channel_id, message.thread_parent_id
+        )
+        active = await visible(slug) if slug else None
+        if active is not None:
+            return Trigger([active], "activation")
         return None
 
 

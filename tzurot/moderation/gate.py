@@ -50,8 +50,8 @@ def limit_text(decision: Decision) -> str:
 class Gate:
     def __init__(
         self,
-        denylist: Denylist | None,
-        limiter: RateLimiter | None,
+        denylist: Denylist,
+        limiter: RateLimiter,
         *,
         owner_id: str | None,
         rest: hikari.api.RESTClient | None = None,
@@ -73,19 +73,17 @@ class Gate:
     ) -> Admission:
         if self._owner_id is not None and user_id == self._owner_id:
             return Admission(list(slugs))
-        allowed = list(slugs)
-        if self._denylist is not None:
-            verdict = await self._denylist.verdict(
-                user_id, guild_id, channel_id, slugs, parent_channel_id=parent_channel_id
-            )
-            if verdict.everywhere:
-                log.info("denied user's message dropped")
-                return Admission(denied=True)
-            allowed = [s for s in slugs if not verdict.blocks(s)]
-            if slugs and not allowed:
-                log.info("denied user's message dropped")
-                return Admission(denied=True)
-        if allowed and self._limiter is not None:
+        verdict = await self._denylist.verdict(
+            user_id, guild_id, channel_id, slugs, parent_channel_id=parent_channel_id
+        )
+        if verdict.everywhere:
+            log.info("denied user's message dropped")
+            return Admission(denied=True)
+        allowed = [s for s in slugs if not verdict.blocks(s)]
+        if slugs and not allowed:
+            log.info("denied user's message dropped")
+            return Admission(denied=True)
+        if allowed:
             decision = await self._limiter.check(user_id, channel_id, request_id, cost=len(allowed))
             if not decision.allowed:
                 log.info("rate limited", limit=decision.limit, retry_s=decision.retry_seconds)

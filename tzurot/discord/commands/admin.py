@@ -30,9 +30,6 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             if not await deferred_for_owner(ctx):
                 return
             stats = services.community.admin_stats
-            if stats is None:
-                await ctx.edit_response(-1, "Statistics are not available in this process.")
-                return
             snap = await stats.snapshot()
             cache = getattr(ctx.client.app, "cache", None)
             servers = len(cache.get_guilds_view()) if cache is not None else "?"
@@ -54,9 +51,6 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             if not await deferred_for_owner(ctx):
                 return
             health = services.community.health
-            if health is None:
-                await ctx.edit_response(-1, "Health checks are not available in this process.")
-                return
             checks = await health()
             healthy = all(checks.values())
             lines = [f"**{'Healthy' if healthy else 'Unhealthy'}**"]

@@ -39,7 +39,6 @@ log = get_logger(__name__)
 SET_PREFIX = "apikey-set"
 KEY_FIELD = "api_key"
 MAX_PROVIDER_CHARS = 40
-NOT_SET_UP = "API keys are not set up in this process."
 
 
 def normalize_provider(text: str) -> str:
@@ -95,16 +94,10 @@ class _ApiKeys:
         self._services = services
 
     def vault(self) -> ApiKeyVault:
-        found = self._services.community.api_keys
-        if found is None:
-            raise Refusal(NOT_SET_UP)
-        return found
+        return self._services.community.api_keys
 
     def checker(self) -> KeyChecker:
-        found = self._services.community.key_checker
-        if found is None:
-            raise Refusal(NOT_SET_UP)
-        return found
+        return self._services.community.key_checker
 
     def supported(self, provider: str) -> str:
         """The provider, or a Refusal naming the ones we support."""
@@ -113,14 +106,12 @@ class _ApiKeys:
         return provider
 
     async def suggest_provider(self, ctx: lightbulb.AutocompleteContext[str]) -> None:
-        found = self._services.community.key_checker
         typed = str(ctx.focused.value or "")
-        await ctx.respond(provider_suggestions(found, typed) if found is not None else [])
+        await ctx.respond(provider_suggestions(self.checker(), typed))
 
     async def suggest_stored(self, ctx: lightbulb.AutocompleteContext[str]) -> None:
-        found = self._services.community.api_keys
         typed = str(ctx.focused.value or "").strip().lower()
-        stored = await found.providers(str(ctx.interaction.user.id)) if found else set()
+        stored = await self.vault().providers(str(ctx.interaction.user.id))
         await ctx.respond(sorted(p for p in stored if typed in p)[:AUTOCOMPLETE_LIMIT])
 
     async def open_modal(self, ctx: lightbulb.Context, typed: str) -> None:
@@ -174,25 +165,25 @@ class _ApiKeys:
         )
 
     async def browse(self, user_id: str) -> str:
-        keys = self._services.community.api_keys
-        if keys is None or not keys.enabled:
+        keys = self.vault()
+        if not keys.enabled:
             return "No API keys can be stored here (no `ENCRYPTION_KEY` is set)."
         return describe_keys(await keys.browse(user_id))
 
     async def remove(self, user_id: str, typed: str) -> str:
-        keys = self._services.community.api_keys
+        keys = self.vault()
         provider = normalize_provider(typed)[:MAX_PROVIDER_CHARS]
-        if keys is None or not await keys.remove(user_id, provider):
+        if not await keys.remove(user_id, provider):
             return f"You have no API key stored for `{provider}`."
         log.info("user api key removed", provider=provider)
         return f"Forgot your **{provider}** API key."
 
     async def test(self, user_id: str, typed: str) -> str:
-        keys = self._services.community.api_keys
-        found = self._services.community.key_checker
+        keys = self.vault()
+        found = self.checker()
         provider = normalize_provider(typed)[:MAX_PROVIDER_CHARS]
-        key = await keys.get(user_id, provider) if keys is not None else None
-        if keys is None or found is None or key is None:
+        key = await keys.get(user_id, provider)
+        if key is None:
             return f"You have no API key stored for `{provider}`."
         if not found.supports(provider):
             return str(UnknownProvider(provider))

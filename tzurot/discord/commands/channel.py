@@ -16,7 +16,7 @@ from __future__ import annotations
 import hikari
 import lightbulb
 
-from tzurot.discord.activation import Activations, TooManyActivations, thread_parent_of
+from tzurot.discord.activation import TooManyActivations, thread_parent_of
 from tzurot.discord.commands.common import (
     CommandServices,
     Personalities,
@@ -34,11 +34,7 @@ _MAX_LISTED = 40
 
 
 def register(group: lightbulb.Group, services: CommandServices, known: Personalities) -> None:
-    def activations() -> Activations:
-        found = services.community.activations
-        if found is None:
-            raise RuntimeError("channel activation is not set up in this process")
-        return found
+    activations = services.community.activations
 
     @group.register()
     class ChannelActivate(
@@ -61,7 +57,7 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
                 )
                 return
             try:
-                await activations().activate(
+                await activations.activate(
                     str(ctx.guild_id), str(ctx.channel_id), found.slug, str(ctx.user.id)
                 )
             except TooManyActivations as error:
@@ -85,7 +81,7 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
             if (refusal := moderator_refusal(ctx)) is not None:
                 await ctx.edit_response(-1, refusal)
                 return
-            stopped = await activations().deactivate(
+            stopped = await activations.deactivate(
                 str(ctx.guild_id), str(ctx.channel_id), str(ctx.user.id),
                 parent_id=thread_parent_of(ctx.interaction.channel),
             )  # fmt: skip
@@ -106,7 +102,7 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
             if ctx.guild_id is None:
                 await ctx.edit_response(-1, ONLY_IN_SERVERS)
                 return
-            entries = await activations().browse(str(ctx.guild_id))
+            entries = await activations.browse(str(ctx.guild_id))
             if not entries:
                 await ctx.edit_response(-1, "No channel of this server is activated.")
                 return

@@ -14,13 +14,11 @@ import lightbulb
 from tzurot.discord.commands.common import (
     CommandServices,
     Personalities,
-    deferred_service,
     has_permission,
 )
 from tzurot.discord.commands.settings import (
     CLEAR_WORDS,
     SETTING_CHOICES,
-    UNAVAILABLE,
     model_note,
     parse_value,
     value_autocomplete,
@@ -48,9 +46,8 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            store = await deferred_service(ctx, community.settings, UNAVAILABLE)
-            if store is None:
-                return
+            await ctx.defer(ephemeral=True)
+            store = community.settings
             if ctx.guild_id is None:
                 await ctx.edit_response(-1, "Channel settings are for server channels, not DMs.")
                 return

@@ -31,7 +31,6 @@ import lightbulb
 from tzurot.attachments.fetch import FetchError, fetch_attachment
 from tzurot.discord.commands.common import CommandServices, Personalities, fit, paginate
 from tzurot.discord.interactions_router import Expired, Refusal, Routed, custom_id
-from tzurot.discord.triggers import visible_to
 from tzurot.personalities.loader import MAX_FILE_BYTES
 from tzurot.personalities.models import MAX_ERROR_MESSAGE_CHARS, Personality
 from tzurot.personalities.service import Actor, CharacterError, CharacterService
@@ -100,7 +99,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
         async def invoke(self, ctx: lightbulb.Context) -> None:
             await ctx.defer(ephemeral=True)
             found = await known.find(self.personality, str(ctx.user.id))
-            if found is None and characters is not None:
+            if found is None:
                 # The bot owner may look at (and manage) any character, private ones too.
                 actor = characters.discord_actor(str(ctx.user.id))
                 try:
@@ -110,21 +109,6 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             await ctx.edit_response(
                 -1, describe(found) if found else "No such character.", **NO_MENTIONS
             )
-
-    if characters is None:  # a front end built without the character service: read-only
-
-        @character.register()
-        class CharacterList(lightbulb.SlashCommand, name="list", description="List characters"):
-            @lightbulb.invoke
-            async def invoke(self, ctx: lightbulb.Context) -> None:
-                await ctx.defer(ephemeral=True)
-                user_id = str(ctx.user.id)
-                shown = [p for p in await services.personalities.list() if visible_to(p, user_id)]
-                lines = [f"• **{p.display_name}** (`{p.slug}`)" for p in shown[:50]]
-                await ctx.edit_response(-1, "\n".join(lines) or "No characters yet.")
-
-        client.register(character)
-        return
 
     _register_management(character, services, known, characters)
     client.register(character)

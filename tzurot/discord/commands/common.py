@@ -49,15 +49,6 @@ class CommandRefusal(Refusal):
         self.message = message
 
 
-async def deferred_service(ctx: lightbulb.Context, service: T | None, unavailable: str) -> T | None:
-    """Defer (ephemerally), then `service` (one this process may lack), or None after
-    answering `unavailable`."""
-    await ctx.defer(ephemeral=True)
-    if service is None:
-        await ctx.edit_response(-1, unavailable)
-    return service
-
-
 def is_bot_owner(services: CommandServices, user_id: str) -> bool:
     """Whether `user_id` is BOT_OWNER_ID (no owner configured: nobody is)."""
     owner = services.community.owner_id

@@ -33,7 +33,7 @@ from tzurot.discord.commands.common import (
     has_permission,
     is_bot_owner,
 )
-from tzurot.moderation import SCOPES, DenyEntry, Denylist, DenylistFull, Scope, new_entry
+from tzurot.moderation import SCOPES, DenyEntry, DenylistFull, Scope, new_entry
 from tzurot.personalities.models import Personality
 
 _TARGET = re.compile(r"^(?:<@!?(\d{15,22})>|(\d{15,22}))$")
@@ -53,11 +53,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
     deny = lightbulb.Group("deny", "Keep a user or a server from talking to the characters")
     scope_choices: list[lightbulb.Choice[str]] = [lightbulb.Choice(s, str(s)) for s in SCOPES]
 
-    def denylist() -> Denylist:
-        found = services.community.denylist
-        if found is None:
-            raise CommandRefusal("The denylist is not set up in this process.")
-        return found
+    denylist = services.community.denylist
 
     async def place_for(
         ctx: lightbulb.Context, scope: str, personality_ref: str | None, kind: str
@@ -131,7 +127,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
                     guild_id=place.guild_id, reason=_clean(self.reason),
                 )  # fmt: skip
                 try:
-                    new = await denylist().add(entry)
+                    new = await denylist.add(entry)
                 except DenylistFull as error:
                     raise CommandRefusal(str(error)) from None
             except CommandRefusal as refusal:
@@ -159,7 +155,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
                 # Removal does not depend on what the target is: a server entry can be lifted
                 # by whoever may lift entries of that scope here.
                 place = await place_for(ctx, self.scope, self.personality, "user")
-                removed = await denylist().remove(place.scope, place.place, target)
+                removed = await denylist.remove(place.scope, place.place, target)
             except CommandRefusal as refusal:
                 await ctx.edit_response(-1, refusal.message)
                 return
@@ -176,11 +172,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
             await ctx.defer(ephemeral=True)
-            try:
-                entries = await denylist().browse()
-            except CommandRefusal as refusal:
-                await ctx.edit_response(-1, refusal.message)
-                return
+            entries = await denylist.browse()
             user_id = str(ctx.user.id)
             owner = is_bot_owner(services, user_id)
             guild = str(ctx.guild_id) if ctx.guild_id else None

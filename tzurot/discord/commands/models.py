@@ -17,7 +17,6 @@ from tzurot.ai.catalog import AUTOCOMPLETE_LIMIT, ModelCatalog
 from tzurot.discord.commands.common import (
     CommandServices,
     Personalities,
-    deferred_service,
     page_buttons,
     paginate,
 )
@@ -33,9 +32,7 @@ Autocomplete = Callable[[lightbulb.AutocompleteContext[str]], Awaitable[None]]
 
 
 async def user_providers(community: Community, user_id: str) -> set[str]:
-    """The providers the user has their own key for (empty without a BYOK vault)."""
-    if community.key_providers is None:
-        return set()
+    """The providers the user has their own key for."""
     try:
         return set(await community.key_providers.providers(user_id))
     except Exception:  # a Redis hiccup must not break autocomplete: operator models still show
@@ -44,10 +41,9 @@ async def user_providers(community: Community, user_id: str) -> set[str]:
 
 async def suggest_models(community: Community, user_id: str, typed: str) -> list[str]:
     """At most 25 model names containing `typed`, reachable by this user."""
-    catalog = community.models
-    if catalog is None:
-        return []
-    found = catalog.search(typed, await user_providers(community, user_id), AUTOCOMPLETE_LIMIT * 2)
+    found = community.models.search(
+        typed, await user_providers(community, user_id), AUTOCOMPLETE_LIMIT * 2
+    )
     # Discord takes choices of at most 100 characters.
     return [name for name in found if len(name) <= 100][:AUTOCOMPLETE_LIMIT]
 
@@ -88,11 +84,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
     async def suggest_provider(ctx: lightbulb.AutocompleteContext[str]) -> None:
         typed = str(ctx.focused.value or "").lower()
-        catalog = community.models
-        found = (
-            catalog.providers(await user_providers(community, str(ctx.interaction.user.id)))
-            if catalog
-            else []
+        found = community.models.providers(
+            await user_providers(community, str(ctx.interaction.user.id))
         )
         await ctx.respond([p for p in found if typed in p][:AUTOCOMPLETE_LIMIT])
 
@@ -107,24 +100,22 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            catalog = await deferred_service(
-                ctx, community.models, "The model list is not available here."
-            )
-            if catalog is None:
-                return
+            await ctx.defer(ephemeral=True)
             provider = _provider_arg(self.provider)
             text, components = render_page(
-                catalog, provider, 0, await user_providers(community, str(ctx.user.id))
+                community.models, provider, 0, await user_providers(community, str(ctx.user.id))
             )
             await ctx.edit_response(-1, text, components=components)
 
     async def on_page(routed: Routed) -> None:
-        catalog = community.models
-        if catalog is None or len(routed.args) != 2 or not routed.args[1].isdigit():
+        if len(routed.args) != 2 or not routed.args[1].isdigit():
             raise Expired()
         provider = None if routed.args[0] == _ALL else routed.args[0]
         text, components = render_page(
-            catalog, provider, int(routed.args[1]), await user_providers(community, routed.user_id)
+            community.models,
+            provider,
+            int(routed.args[1]),
+            await user_providers(community, routed.user_id),
         )
         await routed.update(text, components=components)
 

@@ -16,25 +16,21 @@ from pydantic import ValidationError
 from tzurot.discord.commands.common import (
     CommandServices,
     Personalities,
-    deferred_service,
     page_buttons,
     paginate,
 )
 from tzurot.discord.commands.models import model_autocomplete
 from tzurot.discord.interactions_router import Expired, Routed
-from tzurot.discord.services import Community
 from tzurot.settings.presets import (
     PRESET_VALUES,
     Preset,
     PresetError,
-    PresetStore,
     preset_problem,
 )
 
 PAGE_SIZE = 10
 PAGE_PREFIX = "preset:page"
 CLEAR_MODEL = frozenset({"none", "default", "-"})
-UNAVAILABLE = "Presets are not available here."
 
 
 def describe(preset: Preset, viewer: str | None = None) -> str:
@@ -57,10 +53,6 @@ def render_page(
     return "\n".join(lines), page_buttons(PAGE_PREFIX, page, pages)
 
 
-def _store(community: Community) -> PresetStore | None:
-    return community.presets
-
-
 def register(client: lightbulb.Client, services: CommandServices, known: Personalities) -> None:
     community = services.community
     preset_group = lightbulb.Group("preset", "Presets of model and sampling values")
@@ -68,11 +60,11 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
     async def suggest_own(ctx: lightbulb.AutocompleteContext[str]) -> None:
         """Presets the user may change, for edit and delete."""
-        store = _store(community)
+        store = community.presets
         typed = str(ctx.focused.value or "").casefold()
         user_id = str(ctx.interaction.user.id)
-        found = await store.list_visible(user_id) if store else []
-        names = [p.name for p in found if store and store.may_change(p, user_id)]
+        found = await store.list_visible(user_id)
+        names = [p.name for p in found if store.may_change(p, user_id)]
         await ctx.respond([n for n in names if typed in n.casefold()][:25])
 
     @preset_group.register()
@@ -101,9 +93,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            store = await deferred_service(ctx, _store(community), UNAVAILABLE)
-            if store is None:
-                return
+            await ctx.defer(ephemeral=True)
+            store = community.presets
             values = _given(self)
             if values.get("model") is None:
                 values.pop("model", None)
@@ -146,9 +137,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            store = await deferred_service(ctx, _store(community), UNAVAILABLE)
-            if store is None:
-                return
+            await ctx.defer(ephemeral=True)
+            store = community.presets
             changes = _given(self)
             if not changes:
                 await ctx.edit_response(-1, "Nothing to change: give at least one value.")
@@ -166,9 +156,8 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            store = await deferred_service(ctx, _store(community), UNAVAILABLE)
-            if store is None:
-                return
+            await ctx.defer(ephemeral=True)
+            store = community.presets
             try:
                 gone = await store.delete(self.preset, str(ctx.user.id))
             except PresetError as exc:
@@ -180,20 +169,18 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
     class PresetBrowse(lightbulb.SlashCommand, name="browse", description="List presets"):
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            store = await deferred_service(ctx, _store(community), UNAVAILABLE)
-            if store is None:
-                return
+            await ctx.defer(ephemeral=True)
+            store = community.presets
             viewer = str(ctx.user.id)
             text, components = render_page(await store.list_visible(viewer), 0, viewer)
             await ctx.edit_response(-1, text, components=components)
 
     async def on_page(routed: Routed) -> None:
-        store = _store(community)
-        if store is None or len(routed.args) != 1 or not routed.args[0].isdigit():
+        if len(routed.args) != 1 or not routed.args[0].isdigit():
             raise Expired()
         viewer = routed.user_id
         text, components = render_page(
-            await store.list_visible(viewer), int(routed.args[0]), viewer
+            await community.presets.list_visible(viewer), int(routed.args[0]), viewer
         )
         await routed.update(text, components=components)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightbulb
 
 from tzurot.discord.activation import thread_parent_of
-from tzurot.discord.commands.common import CommandServices, Personalities, deferred_service
+from tzurot.discord.commands.common import CommandServices, Personalities
 from tzurot.discord.commands.models import Autocomplete, suggest_models, user_providers
 from tzurot.discord.services import Community
 from tzurot.personalities.models import Personality
@@ -27,7 +27,6 @@ from tzurot.settings.catalog import (
 )
 from tzurot.settings.resolver import Level, ResolvedSettings
 
-UNAVAILABLE = "Settings are not available here."
 SETTING_CHOICES = [lightbulb.Choice(key, key) for key in SETTING_KEYS]
 CLEAR_WORDS = ("default", "reset", "clear")
 
@@ -42,7 +41,7 @@ async def suggest_values(
     found: list[str] = []
     if key == "model":
         found = await suggest_models(community, user_id, typed)
-    elif key == "preset" and community.presets is not None:
+    elif key == "preset":
         names = [p.name for p in await community.presets.list_visible(user_id)]
         found = [n for n in names if folded in n.casefold()]
     elif key in BOOL_KEYS:
@@ -71,14 +70,9 @@ async def parse_value(
     community: Community, spec: SettingSpec, text: str, user_id: str
 ) -> SettingValue:
     """A typed value checked against its range, and a preset against the presets that exist."""
-    catalog = community.models
-    value = spec.parse(text, known_model=catalog.knows if catalog is not None else None)
+    value = spec.parse(text, known_model=community.models.knows)
     if spec.kind is Kind.PRESET:
-        found = (
-            await community.presets.get_visible(str(value), user_id)
-            if community.presets is not None
-            else None
-        )
+        found = await community.presets.get_visible(str(value), user_id)
         if found is None:
             raise SettingError(f"There is no preset called `{text[:40]}` (see /preset browse).")
         value = found.slug
@@ -90,7 +84,7 @@ async def model_note(
 ) -> str:
     """A warning when nobody here has a key for the chosen model's provider."""
     catalog = community.models
-    if spec.kind is not Kind.MODEL or catalog is None:
+    if spec.kind is not Kind.MODEL:
         return ""
     from tzurot.ai.catalog import provider_of
 
@@ -154,15 +148,13 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            resolver = await deferred_service(ctx, community.resolver, UNAVAILABLE)
-            if resolver is None:
-                return
+            await ctx.defer(ephemeral=True)
             found, problem = await character(ctx, self.personality)
             if problem:
                 await ctx.edit_response(-1, problem)
                 return
             channel_id, parent_id = await where(ctx)
-            resolved = await resolver.resolve(
+            resolved = await community.resolver.resolve(
                 found, user_id=str(ctx.user.id), channel_id=channel_id, parent_channel_id=parent_id
             )
             title = (
@@ -187,9 +179,8 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            store = await deferred_service(ctx, community.settings, UNAVAILABLE)
-            if store is None:
-                return
+            await ctx.defer(ephemeral=True)
+            store = community.settings
             user_id = str(ctx.user.id)
             found, problem = await character(ctx, self.personality)
             try:
@@ -220,9 +211,8 @@ def register(group: lightbulb.Group, services: CommandServices, known: Personali
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            store = await deferred_service(ctx, community.settings, UNAVAILABLE)
-            if store is None:
-                return
+            await ctx.defer(ephemeral=True)
+            store = community.settings
             found, problem = await character(ctx, self.personality)
             try:
                 if problem:
@@ -246,8 +236,6 @@ async def _enforced_note(
     ctx: lightbulb.Context, community: Community, found: Personality | None, key: str
 ) -> str:
     """Tell the user when a moderator's enforced channel value still wins here."""
-    if community.resolver is None:
-        return ""
     channel_id, parent_id = await where(ctx)
     if channel_id is None:
         return ""
