@@ -28,7 +28,6 @@ from tzurot.settings.apikeys import ApiKeyVault
 log = get_logger(__name__)
 
 # Jobs whose user key was just refused, until `failed` reports it (bounded: failed pops it).
-_MAX_PENDING_REJECTIONS = 1024
 
 
 class EffectiveSettings(Protocol):
@@ -111,7 +110,6 @@ class Generator:
         self._settings = settings
         self._credentials = credentials
         self._vault = vault
-        self._rejected: dict[str, str] = {}  # job id -> provider whose user key was refused
 
     async def generate(
         self,
@@ -163,7 +161,6 @@ class Generator:
         except ProviderError as error:
             if not (credentials.uses_user_key and error.category is ErrorCategory.AUTHENTICATION):
                 raise
-            self._remember_rejection(job_id, credentials.provider)
             raise ProviderError(
                 ErrorCategory.USER_KEY_REJECTED,
                 f"The provider {credentials.provider} refused the API key this user added.",
@@ -198,7 +195,7 @@ class Generator:
     ) -> GenerationResult:
         notice = None
         if failure.category == ErrorCategory.USER_KEY_REJECTED:
-            notice = await self._rejection_notice(request, job_id)
+            notice = await self._rejection_notice(request)
         return GenerationResult(
             job_id=job_id,
             request=request,
@@ -248,21 +245,16 @@ class Generator:
             request.user_id, personality.model or self._defaults.model
         )
 
-    def _remember_rejection(self, job_id: str, provider: str) -> None:
-        if len(self._rejected) >= _MAX_PENDING_REJECTIONS:
-            self._rejected.pop(next(iter(self._rejected)))
-        self._rejected[job_id] = provider
-
-    async def _rejection_notice(self, request: GenerationRequest, job_id: str) -> str | None:
+    async def _rejection_notice(self, request: GenerationRequest) -> str | None:
         """The owner of the refused key is told once per key (the vault's rejected flag)."""
-        provider = self._rejected.pop(job_id, None)
-        if provider is None:  # a re-run after a crash: work out the provider again
-            try:
-                personality, _, _ = await self._effective(request)
-                provider = provider_of(personality.model or self._defaults.model)
-            except Exception:
-                log.warning("could not work out whose key was refused")
-                return None
+        # Worked out again from the request (the settings cascade, as the call did), so any
+        # process that records the failure can tell: a re-run after a crash, or a sweep.
+        try:
+            personality, _, _ = await self._effective(request)
+            provider = provider_of(personality.model or self._defaults.model)
+        except Exception:
+            log.warning("could not work out whose key was refused")
+            return None
         if self._vault is None or not await self._vault.mark_rejected(request.user_id, provider):
             return None
         return rejected_key_notice(provider, request.personality)
