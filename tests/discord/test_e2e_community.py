@@ -270,8 +270,9 @@ async def test_deny_every_scope(
     await assert_ignored(emu, fake_llm, redis_server, member, witness)
     asked = {"personality": "Lilith", "message": "let me in"}
     chat = await emu.slash_command(emu.channel, member, "chat", asked)
-    assert "isn't available" in await chat.wait_for_content(timeout=10)
-    assert chat.original is not None and chat.original.is_ephemeral
+    (refusal,) = await chat.wait_for_followups(1, timeout=10)
+    assert "isn't available" in refusal.content and refusal.is_ephemeral
+    assert chat.original is not None and chat.original.deleted  # no public trace
     assert "spam" in await command(emu, owner, "deny browse")
     assert "no longer denied" in await command(
         emu, owner, "deny remove", {**target, "scope": "bot"}
@@ -351,8 +352,9 @@ async def test_rate_limits_tell_once_and_enqueue_nothing(
 
     chat = await emu.slash_command(emu.channel, member, "chat", {"personality": "Lilith",
                                                                  "message": "please"})  # fmt: skip
-    assert "Try again in" in await chat.wait_for_content(timeout=10)
-    assert chat.original is not None and chat.original.is_ephemeral
+    (refusal,) = await chat.wait_for_followups(1, timeout=10)
+    assert "Try again in" in refusal.content and refusal.is_ephemeral
+    assert chat.original is not None and chat.original.deleted  # no public trace
 
     # With DMs closed, a short reply in the channel that pings nobody.
     mod_dm = emu.world.dm_channel(mod)

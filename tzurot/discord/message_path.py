@@ -104,8 +104,8 @@ class MessagePath:
     async def admit_chat(
         self, interaction: hikari.CommandInteraction, personality: Personality
     ) -> str | None:
-        """For /chat, before it is answered: None if it may go on, else what to answer
-        (ephemerally; a denied user gets a bare refusal that says nothing more)."""
+        """For /chat, once deferred: None if it may go on, else what to tell the user
+        privately (a denied user gets a bare refusal that says nothing more)."""
         admission = await self._gate.admit(
             user_id=str(interaction.user.id),
             guild_id=str(interaction.guild_id) if interaction.guild_id else None,
@@ -172,6 +172,7 @@ class MessagePath:
             user_id=str(interaction.user.id),
             user_name=member.display_name if member else interaction.user.display_name,
             channel_id=str(interaction.channel_id),
+            parent_channel_id=thread_parent_of(interaction.channel),
             guild_id=str(interaction.guild_id) if interaction.guild_id else None,
             delivery=Delivery(
                 kind="interaction",

@@ -16,15 +16,18 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
 
         @lightbulb.invoke
         async def invoke(self, ctx: lightbulb.Context) -> None:
-            # Denylist and rate limits first (two fast Redis calls), so a refusal can still be
-            # the ephemeral first answer rather than a public "thinking…".
-            found = await known.find(self.personality, str(ctx.user.id))
-            refusal = await services.path.admit_chat(ctx.interaction, found) if found else None
-            if refusal is not None:
-                await ctx.respond(refusal, ephemeral=True)
-                return
+            # Acknowledged first, whatever follows: Discord allows 3 s, and in a burst even a
+            # few Redis round trips before the answer add up (bench.discord, row 5).
             await ctx.defer()
+            found = await known.find(self.personality, str(ctx.user.id))
             if found is None:
                 await ctx.edit_response(-1, f"I don't know anyone called `{self.personality}`.")
+                return
+            refusal = await services.path.admit_chat(ctx.interaction, found)
+            if refusal is not None:
+                # Private, as the denylist and the rate limits must be: the public "thinking…"
+                # goes, and the refusal is an ephemeral follow-up only this user sees.
+                await ctx.delete_response(-1)
+                await ctx.respond(refusal, ephemeral=True)
                 return
             await services.path.start_chat(ctx.interaction, found, self.message, new_request_id())
