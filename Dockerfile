@@ -6,6 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATA_DIR=/data \
+    MODELS_DIR=/app/models \
     PERSONALITIES_DIR=/app/personalities
 
 RUN apt-get update \
@@ -18,6 +19,9 @@ RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r requireme
 
 COPY tzurot ./tzurot
 COPY personalities ./personalities
+# The local embedding model (EMBEDDING_MODEL=local): fetched (sha256-pinned) and built into
+# ONNX once, here, so a container never downloads it.
+RUN python -m tzurot prepare-models
 
 RUN useradd --system --uid 10001 --home-dir /data tzurot \
     && mkdir -p /data && chown tzurot /data

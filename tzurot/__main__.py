@@ -22,9 +22,10 @@ def _parser() -> argparse.ArgumentParser:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "check-config", "chat"],
+        choices=["run", "check-config", "chat", "prepare-models"],
         help="run the bot (default), print the effective configuration with secrets masked, "
-        "or chat with a character in the terminal",
+        "chat with a character in the terminal, or fetch and build the local embedding model "
+        "into MODELS_DIR (the Dockerfile does, so a container starts with it)",
     )
     chat = parser.add_argument_group("chat [personality]")
     chat.add_argument(
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "chat":  # no Discord (and no token needed), no API unless --api
         chat_parts = {Component.WORKER, *([Component.API] if args.api else [])}
         overrides["components"] = frozenset(chat_parts)
+    if args.command == "prepare-models":  # at image build time: no token, no Redis
+        overrides["components"] = frozenset({Component.WORKER})
     try:
         settings = load_settings(**overrides)
     except ConfigError as exc:
@@ -72,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(settings)
     if args.command == "chat":
         return chat(settings, args)
+    if args.command == "prepare-models":
+        return prepare_models(settings)
 
     configure_logging(settings.log_level, settings.log_format, secrets=settings.secrets())
     from tzurot.app import run
@@ -87,6 +92,18 @@ def main(argv: list[str] | None = None) -> int:
         get_logger("tzurot").exception("tzurot failed to start")
         print(f"tzurot: failed: {type(exc).__name__}: {redactor.redact(str(exc))}", file=sys.stderr)  # noqa: T201
         return 1
+
+
+def prepare_models(settings: Settings) -> int:
+    from tzurot.memory.local_model import ensure_local_model
+
+    try:
+        path = ensure_local_model(settings.models_path)
+    except Exception as exc:
+        print(f"tzurot: could not prepare the embedding model: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    print(f"local embedding model ready in {path}")  # noqa: T201
+    return 0
 
 
 def chat(settings: Settings, args: argparse.Namespace) -> int:

@@ -24,7 +24,9 @@ from tzurot.ai.credentials import CredentialResolver
 from tzurot.ai.generation import Generator, ModelDefaults
 from tzurot.ai.key_check import KeyChecker
 from tzurot.ai.provider import ChatModel, LiteLLMProvider
+from tzurot.ai.vision import supports_vision
 from tzurot.api import ApiServer
+from tzurot.attachments.jobs import MediaJobs
 from tzurot.config import Component, Settings
 from tzurot.conversations import TranscriptStore, retention_task
 from tzurot.discord.activation import Activations
@@ -49,7 +51,12 @@ from tzurot.jobs import (
     saq_cron_jobs,
     shared_signing_secret,
 )
+from tzurot.jobs.background import BACKGROUND_QUEUE_NAME, BackgroundJobs, build_background_worker
 from tzurot.logs import get_logger
+from tzurot.memory.embedders import Embedder, LocalEmbedder, embedder_from_settings
+from tzurot.memory.facts import FactDistiller, FactStore
+from tzurot.memory.service import MemoryConfig, MemoryService
+from tzurot.memory.store import RedisVectorStore
 from tzurot.moderation import Denylist, RateLimiter
 from tzurot.moderation.stats import AdminStats
 from tzurot.personalities.avatars import AvatarStore
@@ -77,6 +84,10 @@ class Application:
     personalities: PersonalityStore | None = field(default=None, init=False)
     api: ApiServer | None = field(default=None, init=False)
     worker: InProcessWorker | None = field(default=None, init=False)
+    # Image descriptions, transcripts and memory writes: their own queue and worker slots.
+    background: BackgroundJobs | None = field(default=None, init=False)
+    background_worker: InProcessWorker | None = field(default=None, init=False)
+    memory: MemoryService | None = field(default=None, init=False)
     discord: DiscordFrontEnd | None = field(default=None, init=False)
     # The settings cascade (every generation resolves through it) and the model catalog.
     resolver: SettingsResolver | None = field(default=None, init=False)
@@ -85,6 +96,10 @@ class Application:
     _embedded: EmbeddedRedis | None = field(default=None, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
     _catalog_warming: asyncio.Task[None] | None = field(default=None, init=False)
+    _background_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _embedder: Embedder | None = field(default=None, init=False)
+    _embedder_warming: asyncio.Task[None] | None = field(default=None, init=False)
+    _media: MediaJobs | None = field(default=None, init=False)
 
     async def start(self) -> None:
         settings = self.settings
@@ -112,10 +127,12 @@ class Application:
         )
         self.jobs = jobs = JobQueue(saq_queue, signer, results, options, metrics)
         await jobs.start()
+        background = await self._start_background(redis, signer)
+        background_queue = background.queue
 
         self.personalities = store = PersonalityStore(redis)
         await seed_from_directory(store, settings.personalities_dir)
-        community = self._community(redis, store, jobs)
+        community = self._community(redis, store, jobs, background)
 
         model: ChatModel | None = None
         warming: asyncio.Task[None] | None = None
@@ -168,7 +185,7 @@ class Application:
                 await warming
             generator = self._generator(model, community)
             retention = retention_task(community.transcripts, settings.history_retention_days)
-            cron = [retention, *self.extra_cron]
+            cron = [retention, community.memory.retry_task(), *self.extra_cron]
             self.worker = build_worker(
                 saq_queue,
                 GenerationJob(generator, signer, results, options, metrics),
@@ -178,13 +195,54 @@ class Application:
                 cron_jobs=saq_cron_jobs(cron, redis),
             )
             recovered = await saq_queue.recover_own(name)
+            recovered += await background_queue.recover_own(name)
             if recovered:
                 log.info("took back this process's unfinished jobs", jobs=len(recovered))
+            self._run_background_worker(model, community, signer, name)
             self._worker_task = asyncio.create_task(self.worker.start(), name="saq-worker")
         log.info("tzurot started", components=sorted(settings.components), process=name,
                  seconds=round(time.monotonic() - self.started_at, 2))  # fmt: skip
 
-    def _community(self, redis: RedisClient, store: PersonalityStore, jobs: JobQueue) -> Community:
+    async def _start_background(self, redis: RedisClient, signer: PayloadSigner) -> BackgroundJobs:
+        """The background queue (image-, audio-, memory- jobs) and what runs the attachments'."""
+        settings = self.settings
+        queue = TzurotQueue(
+            redis, name=BACKGROUND_QUEUE_NAME,
+            max_concurrent_ops=settings.background_concurrency * 2 + 16,
+        )  # fmt: skip
+        self.background = background = BackgroundJobs(queue, signer)
+        await background.start()
+        self._media = MediaJobs(
+            background, redis, allowed_hosts=settings.attachment_hosts,
+            max_bytes=settings.max_attachment_bytes,
+            max_text_bytes=settings.max_text_file_bytes,
+            vision_models=settings.vision_model or (settings.default_model,),
+            transcription_model=settings.transcription_model,
+            api_base=settings.llm_api_base, api_key=settings.llm_api_key,
+        )  # fmt: skip
+        return background
+
+    def _run_background_worker(
+        self, model: ChatModel, community: Community, signer: PayloadSigner, name: str
+    ) -> None:
+        assert self.background is not None
+        settings = self.settings
+        self.background_worker = build_background_worker(
+            self.background.queue, self._background_handlers(model, community), signer,
+            worker_id=name, concurrency=settings.background_concurrency,
+            grace_seconds=settings.shutdown_grace_period,
+        )  # fmt: skip
+        self._background_task = asyncio.create_task(
+            self.background_worker.start(), name="saq-background-worker"
+        )
+
+    def _community(
+        self,
+        redis: RedisClient,
+        store: PersonalityStore,
+        jobs: JobQueue,
+        background: BackgroundJobs,
+    ) -> Community:
         """Every store the commands, the message path and the worker share: built once."""
         settings = self.settings
         owner = str(settings.bot_owner_id) if settings.bot_owner_id else None
@@ -213,6 +271,16 @@ class Application:
         limits = RateLimiter(
             redis, settings.rate_limit_user_per_minute, settings.rate_limit_channel_per_minute
         )
+        self._embedder = embedder = embedder_from_settings(settings)
+        self.memory = memory = MemoryService(
+            redis, RedisVectorStore(redis), FactStore(redis), embedder, background,
+            MemoryConfig(
+                limit=settings.memory_limit, threshold=settings.memory_threshold,
+                cap_per_scope=settings.memory_cap_per_scope,
+                fact_every=settings.fact_every_exchanges, fact_model=settings.fact_model,
+                retry_seconds=settings.memory_retry_seconds,
+            ),
+        )  # fmt: skip
         return Community(
             personalities=store,
             transcripts=TranscriptStore(redis),
@@ -230,27 +298,53 @@ class Application:
             api_keys=api_keys,
             key_checker=KeyChecker(api_base=settings.llm_api_base),
             characters=characters,
+            memory=memory,
         )
+
+    def _credentials(self, community: Community) -> CredentialResolver:
+        settings = self.settings
+        return CredentialResolver(
+            community.api_keys,
+            default_model=settings.default_model,
+            api_base=settings.llm_api_base,
+            api_key=settings.llm_api_key,
+            guest_models=settings.guest_models,
+            user_providers=community.key_checker.providers,
+        )
+
+    def _background_handlers(self, model: ChatModel, community: Community) -> dict[str, Any]:
+        """The background worker's jobs: memory writes and facts, image descriptions and
+        transcripts. The facts' model is called with the same credentials as a reply's."""
+        credentials = self._credentials(community)
+
+        async def target_for(user_id: str, model_name: str) -> Any:
+            return (await credentials.resolve(user_id, model_name)).target
+
+        community.memory.use_distiller(FactDistiller(model, target_for))
+        if self.settings.memory_enabled and isinstance(self._embedder, LocalEmbedder):
+            # The model is fetched and built once into DATA_DIR; meanwhile recall waits for it.
+            self._embedder_warming = asyncio.create_task(
+                _quietly_warm(self._embedder), name="embedder-warm-up"
+            )
+        assert self._media is not None
+        return {**community.memory.handlers(), **self._media.handlers()}
 
     def _generator(self, model: ChatModel, community: Community) -> Generator:
         """The generation pipeline: every generation resolves the settings cascade, then
         whose key it uses (the user's, the operator's, or a guest model)."""
         settings = self.settings
+        assert self._media is not None
         return Generator(
             model,
             community.transcripts,
             ModelDefaults(settings.default_model, settings.llm_api_base, settings.llm_api_key),
             history_limit=settings.history_limit,
             settings=community.resolver,
-            credentials=CredentialResolver(
-                community.api_keys,
-                default_model=settings.default_model,
-                api_base=settings.llm_api_base,
-                api_key=settings.llm_api_key,
-                guest_models=settings.guest_models,
-                user_providers=community.key_checker.providers,
-            ),
+            credentials=self._credentials(community),
             vault=community.api_keys,
+            memory=community.memory if settings.memory_enabled else None,
+            attachments=self._media.reader(),
+            can_see=supports_vision,
         )
 
     async def _connect_redis(self) -> RedisClient:
@@ -300,11 +394,19 @@ class Application:
             await self.discord.stop()
         if self.api is not None:
             await self.api.stop()
-        if self.worker is not None:
-            await self.worker.drain()
-        if self._worker_task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self._worker_task, timeout=5)
+        if self._embedder_warming is not None:
+            self._embedder_warming.cancel()
+        workers = [w for w in (self.worker, self.background_worker) if w is not None]
+        await asyncio.gather(*(w.drain() for w in workers))
+        for task in (self._worker_task, self._background_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, timeout=5)
+        if self._embedder is not None:
+            with contextlib.suppress(Exception):
+                await self._embedder.close()
+        if self.background is not None:
+            await self.background.stop()
         if self.jobs is not None:
             await self.jobs.stop()
         if self.identity is not None:
@@ -315,6 +417,11 @@ class Application:
         if self._embedded is not None:
             await self._embedded.stop()
         log.info("tzurot stopped")
+
+
+async def _quietly_warm(embedder: LocalEmbedder) -> None:
+    with contextlib.suppress(Exception):  # logged by the embedder; recall goes on without it
+        await embedder.warm_up()
 
 
 async def _quietly(check: Awaitable[bool]) -> bool:

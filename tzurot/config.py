@@ -106,9 +106,36 @@ class Settings(BaseSettings):
         "media.discordapp.net",
     )
 
+    # Long-term memory (DESIGN.md, "Memory and attachments"). EMBEDDING_MODEL `local` runs
+    # all-MiniLM-L6-v2 in-process (built once into DATA_DIR/models); or a litellm model.
+    memory_enabled: bool = True
+    embedding_model: str = "local"
+    models_dir: Path | None = None  # where the local model is built (default DATA_DIR/models)
+    memory_limit: int = Field(default=20, ge=0, le=100)
+    memory_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    memory_cap_per_scope: int = Field(default=5_000, ge=10, le=200_000)
+    # Facts about users: distilled every FACT_EVERY_EXCHANGES exchanges by FACT_MODEL (unset:
+    # the character's own model, with the same key as its replies).
+    fact_model: str | None = None
+    fact_every_exchanges: int = Field(default=4, ge=0, le=1_000)
+    # Seconds between two tries of a failed memory write (three in all, then every 10 min).
+    memory_retry_seconds: float = Field(default=2.0, ge=0.0, le=600.0)
+    # Images for characters whose model cannot see: described by the first of VISION_MODEL
+    # (a comma-separated fallback chain) that answers; unset: DEFAULT_MODEL. Voice messages
+    # and audio: TRANSCRIPTION_MODEL (unset: they are named, not transcribed).
+    vision_model: Annotated[tuple[str, ...], NoDecode] = ()
+    transcription_model: str | None = None
+    max_text_file_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
+    # Slots per process for background jobs (image-, audio-, memory-), apart from replies'.
+    background_concurrency: int = Field(default=8, ge=1, le=1_000)
+
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
 
     @field_validator("components", mode="before")
     @classmethod
@@ -133,7 +160,7 @@ class Settings(BaseSettings):
             return tuple(sorted(set(ids)))
         return value
 
-    @field_validator("guest_models", "attachment_hosts", mode="before")
+    @field_validator("guest_models", "attachment_hosts", "vision_model", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -165,9 +165,29 @@ def configure_logging(
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # SAQ logs every job's enqueue, start and end at INFO with its arguments: users' messages.
     # Those never belong in a log (and cost CPU on every job); its warnings and errors stay.
-    logging.getLogger("saq").setLevel(logging.WARNING)
+    saq_logger = logging.getLogger("saq")
+    saq_logger.setLevel(logging.WARNING)
+    if not any(isinstance(f, _AbridgedJobs) for f in saq_logger.filters):
+        saq_logger.addFilter(_AbridgedJobs())
     if stream is None:
         _install_uncaught_hooks()
+
+
+class _AbridgedJobs(logging.Filter):
+    """SAQ's errors name the job with all its arguments (a memory write's payload holds what a
+    user said): it is named by function, key and run instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args:
+            record.args = tuple(_abridged(arg) for arg in record.args)
+        return True
+
+
+def _abridged(value: Any) -> Any:
+    key, function = getattr(value, "key", None), getattr(value, "function", None)
+    if isinstance(key, str) and isinstance(function, str) and hasattr(value, "kwargs"):
+        return f"Job<{function} {key} run {getattr(value, 'attempts', '?')}>"
+    return value
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

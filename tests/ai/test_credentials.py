@@ -203,6 +203,8 @@ class Resolved:
     max_tokens: int | None = None
     context_window: int | None = None
     history_limit: int | None = None
+    memory: bool = True
+    voice_transcription: bool = True
 
 
 class FixedSettings:

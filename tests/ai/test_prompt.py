@@ -214,3 +214,49 @@ def test_default_counter_builds_a_prompt(no_internet: list[str]) -> None:
     messages = build(lilith(), [turn("user", "Bob", "hello")], model="openai/gpt-4o")
     assert len(messages) == 3
     assert no_internet == []
+
+
+# --- long-term memory and images ----------------------------------------------------------------
+
+
+def test_facts_and_memories_are_in_the_system_message_with_their_dates() -> None:
+    from tzurot.ai.prompt import MemoryLine
+
+    memories = [MemoryLine(NOW - timedelta(days=9), "Alice: my cat is Miso\nLilith: Lovely.")]
+    messages = build(lilith(), [], facts=["Likes to be called Ali"], memories=memories)
+
+    system = messages[0].content
+    facts_at, memories_at = (
+        system.index("## What you know about Alice"),
+        system.index("## Memories of earlier conversations"),
+    )
+    assert facts_at < memories_at
+    assert "- Likes to be called Ali" in system
+    # One line per memory: a memory cannot start a heading or a fake "System:" line of its own.
+    assert "- [2026-02-22] Alice: my cat is Miso Lilith: Lovely." in system
+
+
+def test_memories_take_at_most_a_quarter_of_the_window() -> None:
+    from tzurot.ai.prompt import MemoryLine
+
+    memories = [MemoryLine(NOW, f"Alice: memory number {i} " + "x" * 80) for i in range(200)]
+    personality = lilith(context_window=4000, max_tokens=200)
+    history = [turn("user", "Alice", f"old message {i}", minute=i) for i in range(5)]
+
+    messages = build(personality, history, memories=memories, count_tokens=chars)
+
+    section = messages[0].content.split("## Memories of earlier conversations", 1)[1]
+    assert 0 < len(section) <= 4000 * 0.25
+    assert "memory number 0 " in section  # the most relevant come first
+    assert len(messages) == 7  # and the history still fits
+
+
+def test_images_go_with_the_new_message_as_image_parts() -> None:
+    messages = build(lilith(), [], images=["data:image/png;base64,AAAA"])
+
+    wire = messages[-1].wire()
+    assert wire["content"] == [
+        {"type": "text", "text": "Alice: What do you like?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+    ]
+    assert messages[0].wire() == {"role": "system", "content": messages[0].content}

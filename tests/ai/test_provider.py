@@ -56,7 +56,7 @@ async def test_the_request_carries_messages_settings_and_key(fake_llm: FakeLLM) 
     [call] = fake_llm.chat_calls
     assert call.json is not None
     assert call.json["model"] == "fake-model"
-    assert call.json["messages"] == [m.model_dump() for m in MESSAGES]
+    assert call.json["messages"] == [m.wire() for m in MESSAGES]
     assert call.json["temperature"] == 0.7
     assert call.json["max_tokens"] == 256
     assert not call.json.get("stream")

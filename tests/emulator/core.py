@@ -255,6 +255,8 @@ class Core:
         size: int | None = None,
         redirect_to: str | None = None,
         description: str | None = None,
+        duration_secs: float | None = None,
+        waveform: str | None = None,
     ) -> Attachment:
         """Put a file on the emulator's CDN: ``{cdn_base}/{folder}/{id}/{filename}?ex=...``."""
         if not self.cdn_base:
@@ -271,6 +273,8 @@ class Core:
             size=len(data) if size is None else size,
             redirect_to=redirect_to,
             description=description,
+            duration_secs=duration_secs,
+            waveform=waveform,
         )
         self.world.cdn[attachment_id] = attachment
         return attachment

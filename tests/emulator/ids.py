@@ -65,6 +65,7 @@ THREAD_TYPES = frozenset({10, 11, 12})
 # Message flags.
 FLAG_EPHEMERAL = 64
 FLAG_LOADING = 128
+FLAG_IS_VOICE_MESSAGE = 1 << 13
 
 
 class SnowflakeFactory:

@@ -155,6 +155,9 @@ class Attachment:
     size: int
     redirect_to: str | None = None
     description: str | None = None
+    # Voice messages: the clip's length and its base64 waveform, as Discord sends them.
+    duration_secs: float | None = None
+    waveform: str | None = None
 
     def payload(self, *, ephemeral: bool = False) -> JSON:
         """The attachment object as Discord sends it (``ephemeral`` for slash options)."""
@@ -169,6 +172,10 @@ class Attachment:
             out["content_type"] = self.content_type
         if self.description is not None:
             out["description"] = self.description
+        if self.duration_secs is not None:
+            out["duration_secs"] = self.duration_secs
+        if self.waveform is not None:
+            out["waveform"] = self.waveform
         if ephemeral:
             out["ephemeral"] = True
         return out

@@ -569,13 +569,17 @@ class DiscordEmulator:
         reply_to: Message | None = None,
         mentions: list[User] | None = None,
         attachments: list[Attachment] | None = None,
+        voice: bool = False,
     ) -> Message:
         """``author`` writes in a guild channel or thread; the bot gets MESSAGE_CREATE (on the
         guild's shard; not at all if it cannot view the channel). ``attachments``: files from
-        ``emu.upload`` attached to the message."""
+        ``emu.upload`` attached to the message. ``voice``: a voice message (flag
+        IS_VOICE_MESSAGE; Discord sends it with empty content and one audio attachment)."""
         if channel.deleted:
             raise ValueError(f"#{channel.name} was deleted")
         message = self._user_message(channel, author, content, reply_to, mentions, attachments)
+        if voice:
+            message.flags |= ids.FLAG_IS_VOICE_MESSAGE
         await self.gateway.dispatch("MESSAGE_CREATE", self.core.message_event(message))
         return message
 
@@ -586,11 +590,12 @@ class DiscordEmulator:
         *,
         reply_to: Message | None = None,
         attachments: list[Attachment] | None = None,
+        voice: bool = False,
     ) -> Message:
         """``user`` writes to the bot in their DM channel (delivered to shard 0)."""
         channel = self.world.dm_channel(user)
         return await self.post_message(
-            channel, user, content, reply_to=reply_to, attachments=attachments
+            channel, user, content, reply_to=reply_to, attachments=attachments, voice=voice
         )
 
     async def replay(self, message: Message) -> None:
@@ -907,12 +912,16 @@ class DiscordEmulator:
         size: int | None = None,
         redirect_to: str | None = None,
         description: str | None = None,
+        duration_secs: float | None = None,
+        waveform: str | None = None,
     ) -> Attachment:
         """A file a user uploads: use it as a slash option value (type 11, with
         ``resolved.attachments``) or in ``post_message(attachments=[...])``. Served at
         ``attachment.url`` (``http://{cdn_host}/ephemeral-attachments/...``). For hostile
         input ``content_type`` and ``size`` (what Discord reports) may lie about ``data``,
-        and ``redirect_to`` makes the CDN answer 302 to that URL instead of the bytes."""
+        and ``redirect_to`` makes the CDN answer 302 to that URL instead of the bytes.
+        A voice message: ``duration_secs`` and ``waveform`` (base64) join the attachment
+        payload; post it with ``post_message(..., voice=True)``."""
         return self.core.store_file(
             filename,
             data,
@@ -921,6 +930,8 @@ class DiscordEmulator:
             size=size,
             redirect_to=redirect_to,
             description=description,
+            duration_secs=duration_secs,
+            waveform=waveform,
         )
 
     def attachment_url(self, attachment: Attachment | JSON | int | str) -> str:

@@ -49,6 +49,9 @@ def configure_litellm() -> None:
 
 def _configure(litellm: Any) -> None:  # the module: its settings are plain attributes
     litellm.telemetry = False
+    # One retry layer (ours): litellm's OpenAI embedding path reads a per-call max_retries=0
+    # as "unset" and falls back to this default (2), so one call would be three requests.
+    litellm.DEFAULT_MAX_RETRIES = 0
     litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" prints on every error
     # Off, because with it on litellm silently re-sends any request answered 422 (and turns a
     # second 422 into an empty reply). The provider asks for dropping per call instead, only

@@ -8,13 +8,15 @@ from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tzurot.attachments.models import AttachmentRef
 from tzurot.personalities.models import Personality
 
 # Request ids end up in Redis keys and job ids: keep them to a safe alphabet.
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_MESSAGE_CHARS_HARD = 100_000
+MAX_ATTACHMENTS = 10
 
 
 class Progress(IntEnum):
@@ -68,7 +70,9 @@ class GenerationRequest(BaseModel):
     request_id: str
     # Resolved once, by whoever accepted the request, and carried in the job.
     personality: Personality
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS_HARD)
+    # May be empty when the message is only attachments (an image, a voice message).
+    message: str = Field(max_length=MAX_MESSAGE_CHARS_HARD)
+    attachments: tuple[AttachmentRef, ...] = Field(default=(), max_length=MAX_ATTACHMENTS)
     user_id: str = Field(min_length=1, max_length=64)
     user_name: str | None = Field(default=None, max_length=200)
     channel_id: str | None = Field(default=None, max_length=64)
@@ -91,6 +95,12 @@ class GenerationRequest(BaseModel):
             raise ValueError("requestId: 1-128 characters of A-Z a-z 0-9 . _ : -")
         return value
 
+    @model_validator(mode="after")
+    def _says_something(self) -> GenerationRequest:
+        if not self.message and not self.attachments:
+            raise ValueError("message: a request needs a message or an attachment")
+        return self
+
 
 class GenerationFailure(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -112,13 +122,18 @@ class GenerationResult(BaseModel):
     error_message: str | None = None  # the personality's words for a failure
     content: str | None = None
     thinking: str | None = None
-    model: str | None = None
+    model: str | None = None  # as the provider names it
+    target_model: str | None = None  # the litellm model string that was called
     attempts: int = 1
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     failure: GenerationFailure | None = None
     # Told to request.user_id alone, once, by DM (e.g. "the provider refused your API key").
     private_notice: str | None = Field(default=None, max_length=2000)
+    # The user's turn as the character read it (attachments as text), and whether the
+    # exchange is to be remembered (memory on, the user not incognito).
+    user_turn: str | None = None
+    remember: bool = False
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

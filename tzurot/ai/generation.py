@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import SecretStr
 
@@ -18,16 +19,19 @@ from tzurot.ai.credentials import CredentialResolver, Credentials, provider_of
 from tzurot.ai.error_messages import error_message_for
 from tzurot.ai.errors import ErrorCategory, ProviderError
 from tzurot.ai.models import ModelTarget
-from tzurot.ai.prompt import build_messages
+from tzurot.ai.prompt import MemoryLine, build_messages
 from tzurot.ai.provider import SAMPLING_PARAMETERS, ChatModel
+from tzurot.attachments.models import AttachmentRef, TurnPart
 from tzurot.conversations.models import ChatTurn, HistorySource
 from tzurot.logs import get_logger
+from tzurot.memory.models import venue_of
 from tzurot.personalities.models import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, Personality
 from tzurot.settings.apikeys import ApiKeyVault
 
-log = get_logger(__name__)
+if TYPE_CHECKING:
+    from tzurot.memory.service import MemoryService
 
-# Jobs whose user key was just refused, until `failed` reports it (bounded: failed pops it).
+log = get_logger(__name__)
 
 
 class EffectiveSettings(Protocol):
@@ -50,6 +54,10 @@ class EffectiveSettings(Protocol):
     def context_window(self) -> int | None: ...
     @property
     def history_limit(self) -> int | None: ...
+    @property
+    def memory(self) -> bool: ...
+    @property
+    def voice_transcription(self) -> bool: ...
 
 
 class SettingsSource(Protocol):
@@ -70,6 +78,14 @@ def rejected_key_notice(provider: str, personality: Personality) -> str:
         "with `/settings apikey set`, or remove it with `/settings apikey remove` to use the "
         "bot's own access (where there is one). I will not tell you again for this key."
     )
+
+
+class AttachmentReader(Protocol):
+    """Turns a message's attachments into what joins the user's turn (tzurot/attachments)."""
+
+    async def prepare(
+        self, refs: Sequence[AttachmentRef], *, can_see: bool, transcribe: bool
+    ) -> list[TurnPart]: ...
 
 
 class ModelDefaults:
@@ -100,9 +116,14 @@ class Generator:
         settings: SettingsSource | None = None,
         credentials: CredentialResolver | None = None,
         vault: ApiKeyVault | None = None,
+        memory: MemoryService | None = None,
+        attachments: AttachmentReader | None = None,
+        can_see: Callable[[str], bool] | None = None,
     ) -> None:
         """`settings` (the cascade) and `credentials` (BYOK, operator, guest) are optional:
-        without them the personality's own values and `defaults` apply, as before."""
+        without them the personality's own values and `defaults` apply, as before. Without
+        `memory` nothing is recalled or remembered; without `attachments` files are named only.
+        `can_see(model)` tells whether a model takes images (litellm's supports_vision)."""
         self._model = model
         self._history = history
         self._defaults = defaults
@@ -110,6 +131,9 @@ class Generator:
         self._settings = settings
         self._credentials = credentials
         self._vault = vault
+        self._memory = memory
+        self._attachments = attachments
+        self._can_see = can_see or (lambda _model: False)
 
     async def generate(
         self,
@@ -122,31 +146,36 @@ class Generator:
     ) -> GenerationResult:
         await progress(Progress.STARTED)
         # Resolved by whoever accepted the request; its values as the settings cascade has them.
-        personality, sampling, history_limit = await self._effective(request)
+        personality, sampling, history_limit, flags = await self._effective(request)
         credentials = await self._target(request, personality)
         target = credentials.target
         user_name = request.user_name or f"user {request.user_id}"
+        user_text, images = await self._read_attachments(request, target.model, flags)
         history: list[ChatTurn] = []
         if request.channel_id is not None:
             user_turn = ChatTurn(
                 role="user",
                 speaker=user_name,
-                content=request.message,
+                content=user_text,
                 at=request.created_at,
                 personality=personality.slug,
                 user_id=request.user_id,
                 message_id=request.source_message_id,
             )
             history = await self._history.exchange(request.channel_id, user_turn, history_limit)
+        remember, facts, memories = await self._recall(request, user_text, history, flags)
         messages = build_messages(
             personality,
-            user_message=request.message,
+            user_message=user_text,
             user_name=user_name,
             history=history,
             participants=_participants(user_name, history),
             now=datetime.now(UTC),
             location=request.location,
             model=target.model,
+            images=images,
+            facts=facts,
+            memories=memories,
         )
         await progress(Progress.CALLING_MODEL)
         try:
@@ -178,17 +207,69 @@ class Generator:
                 message_id=f"reply:{job_id}",
             )
             await self._history.append(request.channel_id, reply_turn)
-        return GenerationResult(
+        result = GenerationResult(
             job_id=job_id,
             request=request,
             status="completed",
             content=completion.content,
             thinking=completion.thinking,
             model=completion.model,
+            target_model=target.model,
             attempts=attempt,
             prompt_tokens=completion.prompt_tokens,
             completion_tokens=completion.completion_tokens,
+            user_turn=user_text,
+            remember=remember,
         )
+        if remember and request.delivery is None and self._memory is not None:
+            # Nobody posts this reply (an API caller, the terminal): it is out once it is here.
+            exchange = self._memory.exchange_of(result)
+            if exchange is not None:
+                await self._memory.remember_later(exchange)
+        return result
+
+    async def _read_attachments(
+        self, request: GenerationRequest, model: str, flags: dict[str, bool]
+    ) -> tuple[str, list[str]]:
+        """The user's words with their attachments as text, and the images to show the model."""
+        if not request.attachments:
+            return request.message, []
+        if self._attachments is None:
+            parts = [f"[file {ref.filename}: not read]" for ref in request.attachments]
+            return _joined(request.message, parts), []
+        prepared = await self._attachments.prepare(
+            request.attachments,
+            can_see=self._can_see(model),
+            transcribe=flags["voice_transcription"],
+        )
+        images = [part.image_url for part in prepared if part.image_url]
+        return _joined(request.message, [part.text for part in prepared]), images
+
+    async def _recall(
+        self,
+        request: GenerationRequest,
+        user_text: str,
+        history: Sequence[ChatTurn],
+        flags: dict[str, bool],
+    ) -> tuple[bool, list[str], list[MemoryLine]]:
+        """(remember this exchange?, facts, memories): nothing when memory is off."""
+        if self._memory is None or not flags["memory"]:
+            return False, [], []
+        try:
+            recollection = await self._memory.recall(
+                user_id=request.user_id,
+                personality=request.personality.slug,
+                venue=venue_of(request.guild_id, request.channel_id),
+                query=user_text,
+                exclude_sources=[t.message_id for t in history if t.message_id],
+            )
+        except Exception as error:
+            # Memory is a help, not a condition: the reply goes on without it.
+            log.warning("memory recall failed", error=type(error).__name__)
+            return True, [], []
+        memories = [MemoryLine(r.record.at, r.record.text) for r in recollection.memories]
+        facts = [fact.text for fact in recollection.facts]
+        return not recollection.prefs.incognito, facts, memories
 
     async def failed(
         self, request: GenerationRequest, *, job_id: str, attempts: int, failure: GenerationFailure
@@ -210,12 +291,19 @@ class Generator:
 
     async def _effective(
         self, request: GenerationRequest
-    ) -> tuple[Personality, dict[str, float], int]:
+    ) -> tuple[Personality, dict[str, float], int, dict[str, bool]]:
         """The personality with the cascade's values in it (what the prompt budget and the
-        model call read), the sampling values that are set, and the history limit."""
+        model call read), the sampling values that are set, the history limit, and the
+        switches (`memory`, `voice_transcription`)."""
         personality = request.personality
         if self._settings is None:
-            return personality.with_defaults(), _sampling_of(personality), self._history_limit
+            flags = {"memory": True, "voice_transcription": True}
+            return (
+                personality.with_defaults(),
+                _sampling_of(personality),
+                self._history_limit,
+                flags,
+            )
         resolved = await self._settings.resolve(
             personality,
             user_id=request.user_id,
@@ -231,10 +319,15 @@ class Generator:
             # No validation on copy: the resolver has validated every value it returns.
             personality = personality.model_copy(update=changes)
         limit = resolved.history_limit
+        flags = {
+            "memory": bool(resolved.memory),
+            "voice_transcription": bool(resolved.voice_transcription),
+        }
         return (
             personality,
             _sampling_of(personality),
             self._history_limit if limit is None else int(limit),
+            flags,
         )
 
     async def _target(self, request: GenerationRequest, personality: Personality) -> Credentials:
@@ -250,7 +343,7 @@ class Generator:
         # Worked out again from the request (the settings cascade, as the call did), so any
         # process that records the failure can tell: a re-run after a crash, or a sweep.
         try:
-            personality, _, _ = await self._effective(request)
+            personality, _, _, _ = await self._effective(request)
             provider = provider_of(personality.model or self._defaults.model)
         except Exception:
             log.warning("could not work out whose key was refused")
@@ -258,6 +351,10 @@ class Generator:
         if self._vault is None or not await self._vault.mark_rejected(request.user_id, provider):
             return None
         return rejected_key_notice(provider, request.personality)
+
+
+def _joined(message: str, parts: Sequence[str]) -> str:
+    return "\n\n".join(part for part in (message.strip(), *parts) if part)
 
 
 def _or(value: float | None, default: float) -> float:

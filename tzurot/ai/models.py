@@ -22,6 +22,16 @@ class ChatMessage(BaseModel):
 
     role: Literal["system", "user", "assistant"]
     content: str
+    # Images (data: URLs) that go with a user message to a model that can see.
+    images: tuple[str, ...] = ()
+
+    def wire(self) -> dict[str, object]:
+        """The message as the OpenAI chat format has it (what litellm takes)."""
+        if not self.images:
+            return {"role": self.role, "content": self.content}
+        parts: list[dict[str, object]] = [{"type": "text", "text": self.content}]
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in self.images]
+        return {"role": self.role, "content": parts}
 
 
 class Completion(BaseModel):

@@ -2,7 +2,9 @@
 
 Budget: the personality's context window, less 5% kept free, less the reply's tokens (at most a
 quarter of the window). The system message and the new message always go in (the system
-message's card, then its prompt, are cut if they alone would not fit); history fills what is
+message's card, then its prompt, are cut if they alone would not fit). Long-term memory comes
+next, within a quarter of the window: the facts about the user first (newest first), then the
+recalled memories (most similar first), each labelled with its date. History fills what is
 left, newest first, and is then put back in chronological order.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tzurot.ai.models import ChatMessage
@@ -27,6 +30,16 @@ TokenCounter = Callable[[str], int]
 MESSAGE_OVERHEAD_TOKENS = 4
 FREE_FRACTION = 0.05
 MAX_REPLY_FRACTION = 0.25
+MAX_MEMORY_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class MemoryLine:
+    """A recalled memory as the prompt shows it."""
+
+    at: datetime
+    text: str
+
 
 _CARD_LABELS = (
     ("character_info", "Character info"),
@@ -86,16 +99,27 @@ def build_messages(
     model: str,
     reply_tokens: int | None = None,
     count_tokens: TokenCounter | None = None,
+    images: Sequence[str] = (),
+    facts: Sequence[str] = (),
+    memories: Sequence[MemoryLine] = (),
 ) -> list[ChatMessage]:
     count = count_tokens or litellm_token_counter(model)
     window = personality.context_window or DEFAULT_CONTEXT_WINDOW
     budget = window - reply_reserve(personality, reply_tokens)
 
-    current = ChatMessage(role="user", content=_labelled(user_name, user_message))
+    current = ChatMessage(
+        role="user", content=_labelled(user_name, user_message), images=tuple(images)
+    )
     remaining = budget - count(current.content) - 2 * MESSAGE_OVERHEAD_TOKENS
     context = _context(now, location, participants)
     system, system_tokens = _fit_system(personality, context, remaining, count)
     remaining -= system_tokens
+    recalled = _memory_section(
+        user_name, facts, memories, min(remaining, int(window * MAX_MEMORY_FRACTION)), count
+    )
+    if recalled:
+        system += "\n\n" + recalled
+        remaining -= count(recalled) + 1
 
     kept: list[ChatMessage] = []
     for turn in reversed(history):
@@ -129,6 +153,49 @@ def _labelled(speaker: str, content: str) -> str:
 def _name(name: str) -> str:
     # A name is one line, so it cannot smuggle a fake "System:" line into the log.
     return " ".join(name.split()) or "someone"
+
+
+def _memory_section(
+    user_name: str,
+    facts: Sequence[str],
+    memories: Sequence[MemoryLine],
+    budget: int,
+    count: TokenCounter,
+) -> str:
+    """Facts, then memories, as many as fit in `budget` tokens ("" if none does)."""
+    name = _name(user_name)
+    blocks: list[tuple[str, list[str]]] = [
+        (f"## What you know about {name}", [f"- {_one_line(f)}" for f in facts]),
+        (
+            "## Memories of earlier conversations (most relevant first)",
+            [f"- [{_day(m.at)}] {_one_line(m.text)}" for m in memories],
+        ),
+    ]
+    out: list[str] = []
+    spent = 0
+    for heading, lines in blocks:
+        if not lines:
+            continue
+        kept: list[str] = []
+        cost = count(heading) + 1
+        for line in lines:
+            line_cost = count(line) + 1
+            if spent + cost + line_cost > budget:
+                break
+            kept.append(line)
+            cost += line_cost
+        if kept:
+            out.append("\n".join([heading, *kept]))
+            spent += cost
+    return "\n\n".join(out)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _day(at: datetime) -> str:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC).strftime("%Y-%m-%d")
 
 
 # --- the system message ------------------------------------------------------------------------

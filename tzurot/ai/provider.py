@@ -89,7 +89,7 @@ class LiteLLMProvider:
         error: ProviderError | None = None
         request: dict[str, Any] = {
             "model": target.model,
-            "messages": [m.model_dump() for m in messages],
+            "messages": [m.wire() for m in messages],
             "api_base": target.api_base,
             "api_key": target.api_key.get_secret_value() if target.api_key else None,
             "temperature": temperature,

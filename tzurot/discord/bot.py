@@ -15,6 +15,7 @@ import lightbulb
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from tzurot.discord.attachments import attachment_refs
 from tzurot.discord.commands import CommandServices, register_commands
 from tzurot.discord.delivery.lanes import Lanes
 from tzurot.discord.delivery.metrics import DeliveryMetrics
@@ -105,6 +106,7 @@ class DiscordFrontEnd:
         records = DeliveryRecords(redis)
         personalities = community.personalities
         self.path = MessagePath(
+            memory=community.memory,
             personalities=personalities,
             triggers=TriggerResolver(personalities, state, max_mentions=max_mentions,
                                      activations=community.activations),
@@ -242,4 +244,5 @@ class DiscordFrontEnd:
             reply_to_webhook=replied is not None and replied.webhook_id is not None,
             thread_parent_id=parent_id,
             mentions_bot=me.id in (message.user_mentions_ids or ()),
+            attachments=attachment_refs(message),
         )

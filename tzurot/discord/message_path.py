@@ -32,6 +32,7 @@ from tzurot.discord.triggers import IncomingMessage, Trigger, TriggerResolver, v
 from tzurot.discord.typing import TypingBoard
 from tzurot.jobs import JobQueue, job_id_for
 from tzurot.logs import get_logger, log_context
+from tzurot.memory.service import MemoryService
 from tzurot.moderation.gate import Gate, limit_text
 from tzurot.personalities.models import Personality
 from tzurot.personalities.store import PersonalityDirectory
@@ -56,6 +57,7 @@ class MessagePath:
         sender: ReplySender,
         job_timeout: float,
         gate: Gate,
+        memory: MemoryService | None = None,
     ) -> None:
         self._personalities = personalities
         self._triggers = triggers
@@ -68,6 +70,7 @@ class MessagePath:
         self._sender = sender
         self._job_timeout = job_timeout
         self._gate = gate
+        self._memory = memory
 
     # -- 1. a message comes in ---------------------------------------------------------------
 
@@ -76,6 +79,8 @@ class MessagePath:
             trigger = await self._triggers.resolve(message, bot_id)
             if trigger is None:
                 return
+            if trigger.reason != "help" and not message.content.strip() and not message.attachments:
+                return  # nothing to answer (a sticker, an embed-only message)
             # The denylist and the rate limits (moderation/gate.py).
             trigger = await self._admit(message, trigger)
             if trigger is None:
@@ -136,6 +141,7 @@ class MessagePath:
             request_id=request_id_for(message.id, personality),
             personality=personality,
             message=message.content,
+            attachments=message.attachments,
             user_id=message.author_id,
             user_name=message.author_name,
             channel_id=message.channel_id,
@@ -256,6 +262,11 @@ class MessagePath:
             record.posted[index] = previous = message_id
         if result is not None and result.private_notice:
             await self._tell_privately(result.request.user_id, result.private_notice)
+        if result is not None and result.remember and self._memory is not None:
+            # Only a reply that is out is remembered; the write is a job of its own.
+            exchange = self._memory.exchange_of(result, [str(m) for m in record.posted.values()])
+            if exchange is not None:
+                await self._memory.remember_later(exchange)
         if target.kind != "interaction":
             await self._state.remember_author(list(record.posted.values()), ticket.personality_slug)
 

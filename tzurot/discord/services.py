@@ -13,6 +13,7 @@ from tzurot.ai.catalog import KeyedProviders, ModelCatalog
 from tzurot.ai.key_check import KeyChecker
 from tzurot.conversations import TranscriptStore
 from tzurot.discord.activation import Activations
+from tzurot.memory.service import MemoryService
 from tzurot.moderation import Denylist, RateLimiter
 from tzurot.moderation.stats import AdminStats
 from tzurot.personalities.service import CharacterService
@@ -47,5 +48,7 @@ class Community:
     # Users' own API keys (BYOK) and the provider check a key passes before it is stored.
     api_keys: ApiKeyVault
     key_checker: KeyChecker
+    # Long-term memory: recall and writes (the worker, delivery) and /memory.
+    memory: MemoryService
     # The Discord user id with admin rights over the bot (BOT_OWNER_ID), as a string.
     owner_id: str | None = None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tzurot.attachments.models import AttachmentRef
 from tzurot.discord.activation import Activations
 from tzurot.discord.mentions import resolve_mentions
 from tzurot.discord.state import ConversationState
@@ -38,6 +39,7 @@ class IncomingMessage:
     reply_to_webhook: bool = False  # the replied-to message was posted by a webhook
     thread_parent_id: str | None = None
     mentions_bot: bool = False
+    attachments: tuple[AttachmentRef, ...] = ()
 
     @property
     def is_dm(self) -> bool:

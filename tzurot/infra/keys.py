@@ -224,6 +224,71 @@ TRANSCRIPT_UNDO = KeyFamily(
     meaning="what each user's last /history clear removed in a channel, for /history undo",
 )  # fmt: skip
 
+# -- memory (long-term) and attachments ---------------------------------------------------------
+# A memory scope is one user with one character: `{user_id}:{slug}`, a hash tag keeping its keys
+# in one slot. Its memories are capped (MEMORY_CAP_PER_SCOPE), the oldest unlocked dropped first.
+MEMORY_VECTORS = KeyFamily(
+    "tzurot:memory:{{{scope}}}:vectors", "memory.store", None,
+    bounded_by="one float32 row per slot; slots are reused, never more than the scope's cap",
+    meaning="a scope's embeddings: row i is slot i's vector",
+)  # fmt: skip
+MEMORY_SLOTS = KeyFamily(
+    "tzurot:memory:{{{scope}}}:slots", "memory.store", None,
+    bounded_by="one entry per slot (at most the scope's cap); a freed slot is reused",
+    meaning="slot i -> `memory id|venue`, or empty when free",
+)  # fmt: skip
+MEMORY_RECORDS = KeyFamily(
+    "tzurot:memory:{{{scope}}}:records", "memory.store", None,
+    bounded_by="one field per memory (at most the scope's cap); /memory delete|purge remove them",
+    meaning="memory id -> the memory as JSON (text, time, venue, slot, lock)",
+)  # fmt: skip
+MEMORY_ORDER = KeyFamily(
+    "tzurot:memory:{{{scope}}}:order", "memory.store", None,
+    bounded_by="one member per memory (at most the scope's cap)",
+    meaning="memory ids by time: browse order and who is dropped first",
+)  # fmt: skip
+MEMORY_INFO = KeyFamily(
+    "tzurot:memory:{{{scope}}}:info", "memory.store", None,
+    bounded_by="one small hash per scope with memories; removed by /memory purge",
+    meaning="the scope's embedding model and dimension, its version (bumped on every write) "
+    "and its free slots",
+)  # fmt: skip
+MEMORY_FREE = KeyFamily(
+    "tzurot:memory:{{{scope}}}:free", "memory.store", None,
+    bounded_by="freed slots waiting for reuse (fewer than the scope's cap)",
+    meaning="slots whose memory was deleted, reused by the next write",
+)  # fmt: skip
+MEMORY_SCOPES = KeyFamily(
+    "tzurot:memory-scopes:{user_id}", "memory.service", None,
+    bounded_by="one member per character the user has memories or facts with",
+    meaning="the characters a user has memories with (for /memory purge and browse)",
+)  # fmt: skip
+MEMORY_PREFS = KeyFamily(
+    "tzurot:memory-prefs:{user_id}", "memory.service", None,
+    bounded_by="one small hash per user who set /memory share or incognito",
+    meaning="a user's memory choices: share (across servers and DMs), incognito",
+)  # fmt: skip
+FACTS = KeyFamily(
+    "tzurot:facts:{{{scope}}}", "memory.facts", None,
+    bounded_by="at most MAX_FACTS fields per scope (newest kept); /memory facts and purge",
+    meaning="durable facts about a user for one character: key -> JSON (text, venue, lock)",
+)  # fmt: skip
+FACTS_DUE = KeyFamily(
+    "tzurot:facts-due:{{{scope}}}", "memory.facts", 30 * DAY,
+    meaning="exchanges since facts were last distilled for this scope",
+)  # fmt: skip
+MEMORY_PENDING = KeyFamily(
+    "tzurot:memory-pending", "memory.service", None,
+    bounded_by="one hash, capped (oldest dropped beyond 10,000): memory writes whose every "
+    "attempt failed, re-queued every 10 minutes until they land (kept 7 days)",
+    meaning="memory writes waiting to be tried again",
+)  # fmt: skip
+MEDIA_CACHE = KeyFamily(
+    "tzurot:media:{kind}:{digest}", "attachments", 30 * DAY,
+    meaning="what an attachment said: an image's description or an audio transcript, by the "
+    "SHA-256 of its bytes",
+)  # fmt: skip
+
 OURS: tuple[KeyFamily, ...] = (
     CLAIM, RESULT, RESULTS_STREAM, STATS, SIGNING_SECRET, CRON_TICK, PROCESS_LEASE,
     PERSONALITY, PERSONALITY_INDEX, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS, TRANSCRIPT_ACTIVE,
@@ -233,6 +298,8 @@ OURS: tuple[KeyFamily, ...] = (
     DENYLIST, RATE_USER, RATE_CHANNEL, RATE_TOLD, ACTIVATIONS, TRANSCRIPT_UNDO,
     API_KEYS,
     PRESETS, SETTINGS_USER, SETTINGS_CHANNEL,
+    MEMORY_VECTORS, MEMORY_SLOTS, MEMORY_RECORDS, MEMORY_ORDER, MEMORY_INFO, MEMORY_FREE,
+    MEMORY_SCOPES, MEMORY_PREFS, FACTS, FACTS_DUE, MEMORY_PENDING, MEDIA_CACHE,
 )  # fmt: skip
 
 # -- SAQ's own keys (queue name "tzurot"; SAQ fixes the `saq:` prefix) ---------------------------

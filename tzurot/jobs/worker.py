@@ -288,6 +288,10 @@ async def _heartbeat(job: Job) -> AsyncIterator[_Beat]:
             stuck.cancel()
 
 
+# Background jobs (tzurot/jobs/background.py) beat the same way.
+job_heartbeat = _heartbeat
+
+
 async def _any_of(*events: asyncio.Event, timeout: float) -> None:
     """Until one of `events` is set, or `timeout` seconds."""
     waits = [asyncio.ensure_future(event.wait()) for event in events]

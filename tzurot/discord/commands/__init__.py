@@ -18,6 +18,7 @@ from tzurot.discord.commands import (
     deny,
     help,
     history,
+    memory,
     models,
     preset,
 )
@@ -28,7 +29,7 @@ from tzurot.discord.commands.common import CommandServices, Personalities
 
 def register_commands(client: lightbulb.Client, services: CommandServices) -> None:
     known = Personalities(services.personalities)
-    for group in (chat, character, history, help):
+    for group in (chat, character, history, memory, help):
         group.register(client, services, known)
     for module in (preset, models):
         module.register(client, services, known)

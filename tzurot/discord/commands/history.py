@@ -25,6 +25,11 @@ VIEW_PREFIX = "history-view"
 PAGE_TURNS = 6
 TURN_CHARS = 280
 ALL = "-"
+# History and long-term memory are separate: clearing one never touches the other.
+MEMORIES_KEPT = (
+    "Your long-term memories are kept (history and memory are separate): "
+    "`/memory purge` removes them."
+)
 
 
 def register(client: lightbulb.Client, services: CommandServices, known: Personalities) -> None:
@@ -68,12 +73,14 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             )
             with_whom = f" with **{found.display_name}**" if found else ""
             if not removed:
-                await ctx.edit_response(-1, f"You have no messages{with_whom} here to forget.")
+                await ctx.edit_response(
+                    -1, f"You have no messages{with_whom} here to forget. {MEMORIES_KEPT}"
+                )
                 return
             await ctx.edit_response(
                 -1,
                 f"Forgot {removed} messages{with_whom} in this channel (yours and the replies "
-                "to them). `/history undo` brings them back within 24 hours.",
+                f"to them). `/history undo` brings them back within 24 hours. {MEMORIES_KEPT}",
             )
 
     @history.register()
@@ -95,7 +102,9 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
                     -1, "There is no clear to undo here (or it is over 24 h old)."
                 )
                 return
-            await ctx.edit_response(-1, f"Restored {restored} messages in this channel.")
+            await ctx.edit_response(
+                -1, f"Restored {restored} messages in this channel. {MEMORIES_KEPT}"
+            )
 
     @history.register()
     class HistoryView(

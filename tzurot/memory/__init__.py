@@ -1,0 +1,1 @@
+"""Long-term memory: episodes and facts per user and character, embeddings, the vector store."""
