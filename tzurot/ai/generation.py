@@ -259,7 +259,9 @@ class Generator:
             recollection = await self._memory.recall(
                 user_id=request.user_id,
                 personality=request.personality.slug,
-                venue=venue_of(request.guild_id, request.channel_id),
+                venue=venue_of(
+                    request.guild_id, request.channel_id, discord=request.delivery is not None
+                ),
                 query=user_text,
                 exclude_sources=[t.message_id for t in history if t.message_id],
             )

@@ -21,14 +21,16 @@ _SAFE = re.compile(r"^[\w.-]{1,80}$")
 DM_VENUE = "dm"
 
 
-def venue_of(guild_id: str | None, channel_id: str | None = None) -> str:
-    """Where a conversation happens: its server, the user's DMs, or a non-Discord front end
-    (the terminal's `terminal:{user}` channels, the API without a channel)."""
+def venue_of(guild_id: str | None, channel_id: str | None, *, discord: bool = True) -> str:
+    """Where a conversation happens: its server, the user's DMs, the terminal
+    (`python -m tzurot chat`), or the HTTP API."""
     if guild_id:
         return f"guild:{guild_id}"
+    if discord:
+        return DM_VENUE
     if channel_id and channel_id.startswith("terminal:"):
         return "terminal"
-    return DM_VENUE if channel_id else "api"
+    return "api"
 
 
 @dataclass(frozen=True)

@@ -168,7 +168,9 @@ class MemoryService:
             user_name=request.user_name or f"user {request.user_id}",
             personality=request.personality.slug,
             personality_name=request.personality.display_name,
-            venue=venue_of(request.guild_id, request.channel_id),
+            venue=venue_of(
+                request.guild_id, request.channel_id, discord=request.delivery is not None
+            ),
             user_text=result.user_turn or request.message,
             reply_text=result.content,
             at=request.created_at,
