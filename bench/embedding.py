@@ -321,7 +321,7 @@ class Bench:
                 latency_row(
                     f"  floor: model.embed([text]) on this thread, {kind}",
                     ms(floor),
-                    result=f"{1 / statistics.fmean(floor):.0f} texts/s",
+                    result=f"mean {statistics.fmean(floor) * 1000:.2f} ms",
                 )
             )
 

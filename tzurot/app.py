@@ -371,7 +371,11 @@ class Application:
         services = {"redis": self.redis is not None and await ping(self.redis)}
         services["queue"] = services["redis"] and self.jobs is not None
         if self.settings.runs(Component.WORKER):
-            services["worker"] = self._worker_task is not None and not self._worker_task.done()
+            # Both workers: replies', and the background jobs' (attachments, memory writes).
+            services["worker"] = all(
+                task is not None and not task.done()
+                for task in (self._worker_task, self._background_task)
+            )
         if self.settings.runs(Component.API):
             services["api"] = self.api is not None
         if self.settings.runs(Component.DISCORD):

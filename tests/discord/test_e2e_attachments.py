@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from tests.attachments.samples import ogg_opus, png
 from tests.emulator import DiscordEmulator
-from tests.emulator.models import Channel, Message
+from tests.fixtures.bot import character_reply
 from tests.fixtures.fake_llm import FakeLLM, Step
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,17 +25,6 @@ system_prompt = "You are Iris, who sees everything."
 
 def env(emu: DiscordEmulator, **extra: str) -> dict[str, str]:
     return {"ATTACHMENT_HOSTS": emu.cdn_host, **extra}
-
-
-async def reply_in(emu: DiscordEmulator, channel: Channel, count: int) -> Message:
-    async with asyncio.timeout(30):
-        while True:
-            found = [
-                m for m in emu.bot_messages(channel) if m.webhook_id or channel.guild_id is None
-            ]
-            if len(found) >= count:
-                return found[count - 1]
-            await asyncio.sleep(0.02)
 
 
 def user_turn(fake_llm: FakeLLM, call: int = -1) -> str:
@@ -57,7 +45,7 @@ async def test_a_character_that_can_see_gets_the_image_itself(
     photo = emu.upload("cat.png", png(64, 48), "image/png")
 
     await emu.post_message(emu.channel, alice, "@Iris what is this?", attachments=[photo])
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
 
     (call,) = fake_llm.chat_calls
     assert call.model == "gpt-4o"
@@ -77,7 +65,7 @@ async def test_a_character_that_cannot_see_gets_a_description_from_the_vision_ch
 
     photo = emu.upload("cat.png", png(), "image/png")
     await emu.post_message(emu.channel, alice, "@Lilith look at her", attachments=[photo])
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
 
     vision_one, vision_two, reply = fake_llm.chat_calls
     assert (vision_one.model, vision_two.model, reply.model) == (
@@ -90,7 +78,7 @@ async def test_a_character_that_cannot_see_gets_a_description_from_the_vision_ch
     # The same picture again (a new upload, the same bytes): described from the cache.
     again = emu.upload("same-cat.png", png(), "image/png")
     await emu.post_message(emu.channel, alice, "@Lilith and now?", attachments=[again])
-    await reply_in(emu, emu.channel, 2)
+    await character_reply(emu, emu.channel, 2)
     assert len(fake_llm.chat_calls) == 4
     assert "[image same-cat.png, described: A grey cat asleep" in user_turn(fake_llm)
     # The description stays in the history, as text.
@@ -108,7 +96,7 @@ async def test_an_image_no_model_can_describe_is_said_so(
 
     photo = emu.upload("cat.png", png(), "image/png")
     await emu.post_message(emu.channel, alice, "@Lilith look", attachments=[photo])
-    reply = await reply_in(emu, emu.channel, 1)
+    reply = await character_reply(emu, emu.channel, 1)
 
     assert "[cat.png was not read:" in user_turn(fake_llm)  # the character is told, and says so
     assert reply.content.startswith("reply to: ")
@@ -121,12 +109,12 @@ async def test_a_voice_message_is_transcribed_into_the_turn(
     await start_bot(**env(emu, TRANSCRIPTION_MODEL="openai/whisper-1"))
     alice = emu.add_user("alice")
     await emu.post_message(emu.channel, alice, "@Lilith hello")
-    first = await reply_in(emu, emu.channel, 1)
+    first = await character_reply(emu, emu.channel, 1)
 
     voice = emu.upload("voice-message.ogg", ogg_opus("I adopted a kitten today"), "audio/ogg",
                        duration_secs=2.5, waveform="AAAA")  # fmt: skip
     await emu.post_message(emu.channel, alice, "", reply_to=first, attachments=[voice], voice=True)
-    await reply_in(emu, emu.channel, 2)
+    await character_reply(emu, emu.channel, 2)
 
     (transcription,) = fake_llm.transcription_calls
     assert transcription.model == "whisper-1"
@@ -146,7 +134,7 @@ async def test_voice_transcription_off_names_the_voice_message_only(
 
     voice = emu.upload("voice-message.ogg", ogg_opus("secret words"), "audio/ogg")
     await emu.post_message(emu.channel, alice, "@Lilith listen", attachments=[voice], voice=True)
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
 
     assert fake_llm.transcription_calls == []
     assert "[voice message: not transcribed (voice transcription is off)]" in user_turn(fake_llm)
@@ -163,7 +151,7 @@ async def test_a_text_file_is_read_into_the_turn_with_its_name(
                        "text/markdown")  # fmt: skip
 
     await emu.post_message(emu.channel, alice, "@Lilith read my notes", attachments=[notes])
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
 
     turn = user_turn(fake_llm)
     assert "[file notes.md]" in turn
@@ -191,7 +179,7 @@ async def test_hostile_attachments_get_a_clear_note_and_nothing_else_is_fetched(
         "@Iris what are these?",
         attachments=[html, bomb, empty, huge, elsewhere],
     )
-    reply = await reply_in(emu, emu.channel, 1)
+    reply = await character_reply(emu, emu.channel, 1)
 
     turn = user_turn(fake_llm)
     assert "[file cat.png: not read (an HTML page)]" in turn

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from tests.emulator import DiscordEmulator
-from tests.emulator.models import Channel, Message, User
+from tests.emulator.models import User
+from tests.fixtures.bot import character_reply
 from tests.fixtures.fake_llm import FakeLLM, Step
 from tzurot.app import Application
 from tzurot.memory.service import Exchange
@@ -23,18 +24,6 @@ pytestmark = pytest.mark.timeout(120)
 MEMORY_ON = {"MEMORY_ENABLED": "true", "MEMORY_THRESHOLD": "0.2", "MEMORY_RETRY_SECONDS": "0.2"}
 MEMORY_HEADING = "## Memories of earlier conversations"
 FACTS_HEADING = "## What you know about"
-
-
-async def reply_in(emu: DiscordEmulator, channel: Channel, count: int) -> Message:
-    """The `count`-th reply of a character (a webhook post, or a bot DM) in `channel`."""
-    async with asyncio.timeout(20):
-        while True:
-            found = [
-                m for m in emu.bot_messages(channel) if m.webhook_id or channel.guild_id is None
-            ]
-            if len(found) >= count:
-                return found[count - 1]
-            await asyncio.sleep(0.02)
 
 
 async def remembered(app: Application, user: User, count: int = 1) -> list[str]:
@@ -82,14 +71,14 @@ async def test_a_character_remembers_after_the_history_is_cleared(
     ))  # fmt: skip
 
     await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso and she loves tuna")
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
     texts = await remembered(app, alice, count=2)
     assert "alice: @Lilith my cat is called Miso and she loves tuna" in texts[0]
     cleared = await command(emu, alice, "history clear", {})
     assert "memor" in cleared.lower()  # it says plainly that memories are kept
 
     await emu.post_message(emu.channel, alice, "@Lilith what is my cat called, and my sister?")
-    await reply_in(emu, emu.channel, 2)
+    await character_reply(emu, emu.channel, 2)
 
     system = system_of(fake_llm)
     assert MEMORY_HEADING in system
@@ -110,10 +99,10 @@ async def test_a_memory_in_the_history_window_is_not_recalled_twice(
     alice = emu.add_user("alice")
 
     await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
     await remembered(app, alice)
     await emu.post_message(emu.channel, alice, "@Lilith what is my cat called?")
-    await reply_in(emu, emu.channel, 2)
+    await character_reply(emu, emu.channel, 2)
 
     assert any("Miso" in turn for turn in history_of(fake_llm))
     assert MEMORY_HEADING not in system_of(fake_llm)
@@ -130,19 +119,19 @@ async def test_memories_stay_in_their_server_unless_the_user_shares_them(
     assert app.memory is not None
 
     await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
     await remembered(app, alice)
 
     await emu.post_message(elsewhere, alice, "@Lilith what is my cat called?")
-    await reply_in(emu, elsewhere, 1)
+    await character_reply(emu, elsewhere, 1)
     assert MEMORY_HEADING not in system_of(fake_llm)
     await emu.send_dm(alice, "@Lilith what is my cat called?")
-    await reply_in(emu, emu.world.dm_channel(alice), 1)
+    await character_reply(emu, emu.world.dm_channel(alice), 1)
     assert MEMORY_HEADING not in system_of(fake_llm)
 
     await app.memory.set_prefs(str(alice.id), share=True)
     await emu.post_message(elsewhere, alice, "@Lilith tell me about my cat")
-    await reply_in(emu, elsewhere, 2)
+    await character_reply(emu, elsewhere, 2)
     assert "Miso" in system_of(fake_llm).split(MEMORY_HEADING, 1)[1]
 
 
@@ -155,13 +144,13 @@ async def test_incognito_stops_remembering_but_not_recalling(
     assert app.memory is not None
 
     await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
     await remembered(app, alice)
     await app.memory.set_prefs(str(alice.id), incognito=True)
     await command(emu, alice, "history clear", {})
 
     await emu.post_message(emu.channel, alice, "@Lilith my secret: my cat hates the vet")
-    await reply_in(emu, emu.channel, 2)
+    await character_reply(emu, emu.channel, 2)
     await asyncio.sleep(1.0)  # a write would have been queued and run by now
     texts = await remembered(app, alice)
     assert len(texts) == 1 and "secret" not in texts[0]
@@ -177,7 +166,7 @@ async def test_memory_off_in_the_settings_stops_recall_and_writes(
     assert app.memory is not None
 
     await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
     await remembered(app, alice)
     said = await command(emu, alice, "settings set", {"setting": "memory", "value": "off"})
     assert "off" in said
@@ -185,7 +174,7 @@ async def test_memory_off_in_the_settings_stops_recall_and_writes(
     embeddings_before = len(fake_llm.embedding_calls)
 
     await emu.post_message(emu.channel, alice, "@Lilith what is my cat called? I have a dog too")
-    await reply_in(emu, emu.channel, 2)
+    await character_reply(emu, emu.channel, 2)
     await asyncio.sleep(1.0)
 
     assert MEMORY_HEADING not in system_of(fake_llm)
@@ -216,7 +205,7 @@ async def test_a_correction_in_conversation_replaces_the_fact(
         Step(content="What a lovely name."), facts_answer(("cat_name", "Has a cat named Miso"))
     )
     await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
     await facts_become(["Has a cat named Miso"])
     distil_prompt = str(fake_llm.chat_calls[-1].json["messages"][1]["content"])  # type: ignore[index]
     assert "alice: @Lilith my cat is called Miso" in distil_prompt
@@ -225,14 +214,14 @@ async def test_a_correction_in_conversation_replaces_the_fact(
         Step(content="Mochi it is."), facts_answer(("cat_name", "Has a cat named Mochi"))
     )
     await emu.post_message(emu.channel, alice, "@Lilith actually my cat is called Mochi")
-    await reply_in(emu, emu.channel, 2)
+    await character_reply(emu, emu.channel, 2)
     await facts_become(["Has a cat named Mochi"])
     assert "cat_name: Has a cat named Miso" in str(
         fake_llm.chat_calls[-1].json["messages"][1]["content"]
     )  # type: ignore[index]
 
     await emu.post_message(emu.channel, alice, "@Lilith say hi to my cat")
-    await reply_in(emu, emu.channel, 3)
+    await character_reply(emu, emu.channel, 3)
     facts = system_of(fake_llm).split(FACTS_HEADING, 1)[1].split("##", 1)[0]
     assert "Has a cat named Mochi" in facts and "Miso" not in facts
 
@@ -248,7 +237,7 @@ async def test_a_memory_write_that_fails_twice_then_lands(
     fake_llm.fail_embeddings(3, status=500)
 
     await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    reply = await reply_in(emu, emu.channel, 1)
+    reply = await character_reply(emu, emu.channel, 1)
     assert reply.content.startswith("reply to: ")  # the reply did not wait for memory
 
     texts = await remembered(app, alice)
@@ -266,7 +255,7 @@ async def test_a_write_that_fails_every_run_is_parked_and_lands_later(
     fake_llm.fail_embeddings(4, status=503)  # the recall, then all three runs of the write
 
     await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await reply_in(emu, emu.channel, 1)
+    await character_reply(emu, emu.channel, 1)
     async with asyncio.timeout(20):
         while len(fake_llm.embedding_calls) < 4:
             await asyncio.sleep(0.05)

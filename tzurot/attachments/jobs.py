@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from pydantic import SecretStr, ValidationError
 from redis.asyncio import Redis
@@ -126,38 +126,22 @@ class MediaJobs:
             return _error("it could not be read")
         if not self._vision:
             return _error("no model here can describe images")
-        try:
-            text = await describe_attachment(
-                ref, allowed_hosts=self._hosts, max_bytes=self._max_bytes, models=self._vision,
-                cache=self._cache,
-            )  # fmt: skip
-        except MediaError as error:
-            return _error(error.message)
-        except ProviderError as error:
-            if error.retryable and not run.last:
-                raise
-            log.warning("no vision model could describe an image", category=error.category)
-            return _error("the models that describe images did not answer")
-        return json.dumps({"text": text})
+        work = describe_attachment(
+            ref, allowed_hosts=self._hosts, max_bytes=self._max_bytes, models=self._vision,
+            cache=self._cache,
+        )  # fmt: skip
+        return await _answer(work, run, "the models that describe images did not answer")
 
     async def _transcribe_job(self, payload: str, run: TaskRun) -> str:
         ref = _ref_of(payload)
         if ref is None or not self._transcription:
             return _error("voice messages are not transcribed on this bot")
         target = self._target(self._transcription)
-        try:
-            text = await transcribe_attachment(
-                ref, allowed_hosts=self._hosts, max_bytes=self._max_bytes, model=target.model,
-                api_base=target.api_base, api_key=target.api_key, cache=self._cache,
-            )  # fmt: skip
-        except MediaError as error:
-            return _error(error.message)
-        except ProviderError as error:
-            if error.retryable and not run.last:
-                raise
-            log.warning("an audio file could not be transcribed", category=error.category)
-            return _error("the transcription model did not answer")
-        return json.dumps({"text": text})
+        work = transcribe_attachment(
+            ref, allowed_hosts=self._hosts, max_bytes=self._max_bytes, model=target.model,
+            api_base=target.api_base, api_key=target.api_key, cache=self._cache,
+        )  # fmt: skip
+        return await _answer(work, run, "the transcription model did not answer")
 
     def _target(self, model: str) -> ModelTarget:
         """LLM_API_BASE serves `openai/...` models (as for replies); others go to their
@@ -180,6 +164,20 @@ class _Reader:
         return await self._preparer.prepare(
             refs, can_see=can_see, transcribe=transcribe, media=self._media
         )
+
+
+async def _answer(work: Awaitable[str], run: TaskRun, provider_failed: str) -> str:
+    """The job's JSON answer: the text, or why there is none. A provider error that may pass
+    is raised instead (another run tries again), unless this run is the last."""
+    try:
+        return json.dumps({"text": await work})
+    except MediaError as error:
+        return _error(error.message)
+    except ProviderError as error:
+        if error.retryable and not run.last:
+            raise
+        log.warning("an attachment could not be read by its model", category=error.category)
+        return _error(provider_failed)
 
 
 def _ref_of(payload: str) -> AttachmentRef | None:
