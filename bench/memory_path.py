@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import re
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -75,6 +78,7 @@ MEMORY_ON = {
 MEMORY_OFF = {"MEMORY_ENABLED": "false"}
 DRAIN_LIMIT = 30.0  # waiting for the background memory writes to land
 SEED_IN_FLIGHT = 16  # only to fill the scopes faster
+SETTLE_S = 0.25  # a pause between blocks, unmeasured: BLAS worker threads' spin ends in it
 
 _SUBJECTS = ("old maps", "silver key", "north tower", "garden wall", "river boat",
              "red lantern", "stone bridge", "iron gate", "blue door", "quiet library")  # fmt: skip
@@ -83,7 +87,7 @@ _PLACES = ("east wing", "cellar", "attic", "harbour", "market", "chapel", "orcha
 _VERBS = ("show", "hide", "mean", "hold", "need")
 
 
-def seed_exchange(user_id: str, personality: Personality, index: int) -> Exchange:
+def seed_exchange(user_id: str, slug: str, name: str, index: int) -> Exchange:
     """A past exchange: 1 in 10 shares most words with the benchmark's question, so a recall
     finds more memories above the threshold than its limit (as a chatty user's would)."""
     subject, place = _SUBJECTS[index % 10], _PLACES[(index // 10) % 10]
@@ -92,8 +96,8 @@ def seed_exchange(user_id: str, personality: Personality, index: int) -> Exchang
         job_id=f"llm-seed-{user_id}-{index}",
         user_id=user_id,
         user_name="Bench",
-        personality=personality.slug,
-        personality_name=personality.display_name,
+        personality=slug,
+        personality_name=name,
         venue=VENUE,
         user_text=f"note {index}: what does the {subject} in the {place} {verb}?",
         reply_text=f"The {subject} was found near the {place} long ago, they say; ask again.",
@@ -109,7 +113,8 @@ async def seed(memory: MemoryService, user_id: str, personality: Personality, co
 
     async def one(index: int) -> None:
         async with gate:
-            await memory.remember(seed_exchange(user_id, personality, index))
+            exchange = seed_exchange(user_id, personality.slug, personality.display_name, index)
+            await memory.remember(exchange)
 
     tasks = [asyncio.create_task(one(i)) for i in range(count)]
     _, pending = await asyncio.wait(tasks, timeout=PHASE_LIMIT)
@@ -136,6 +141,21 @@ def generations(
         return round_trip(jobs, new_request(personality, run, tag, i, CHANNEL), SHORT_WAIT)
 
     return one
+
+
+def other_threads_cpu() -> float:
+    """User + system CPU of this process's threads other than the main one (the event loop's):
+    litellm's executor threads, and NumPy's BLAS worker threads if it starts any."""
+    main = threading.main_thread().native_id
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        if task.name == str(main):
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 # --- command families ---------------------------------------------------------------------------
@@ -337,6 +357,7 @@ async def phase_commands(env: Env) -> None:
 class Mode:
     run: Run
     cpu_s: float = 0.0
+    other_s: float = 0.0  # of cpu_s, on threads other than the event loop's
     drained: bool = True
 
 
@@ -381,7 +402,7 @@ async def phase_latency(env: Env) -> None:
         for block in range(blocks):  # interleaved, so drift hits every mode alike
             for name in ("off", "on", "drained"):
                 mode = modes[name]
-                cpu0 = cpu_seconds()
+                cpu0, other0 = cpu_seconds(), other_threads_cpu()
                 if name == "off":
                     part = await sequential(
                         per_block, generations(off_jobs, off_who, env.run, f"l{block}off")
@@ -396,8 +417,10 @@ async def phase_latency(env: Env) -> None:
                 else:
                     part = await sequential(per_block, waited(f"l{block}dr"))
                 mode.cpu_s += cpu_seconds() - cpu0
+                mode.other_s += other_threads_cpu() - other0
                 mode.run.latencies_ms += part.latencies_ms
                 mode.run.failures += part.failures
+                await asyncio.sleep(SETTLE_S)
         last = new_request(on_who, env.run, "probe", 0, CHANNEL)
         probe = await memory.recall(
             user_id=USER, personality=PERSONALITY, venue=VENUE, query=last.message
@@ -405,7 +428,10 @@ async def phase_latency(env: Env) -> None:
     off, on, drained = modes["off"], modes["on"], modes["drained"]
 
     def cpu(mode: Mode) -> str:
-        return f"{1000 * mode.cpu_s / max(mode.run.done, 1):.2f} ms CPU"
+        n = max(mode.run.done, 1)
+        return (
+            f"{1000 * mode.cpu_s / n:.2f} ms CPU ({1000 * mode.other_s / n:.2f} on other threads)"
+        )
 
     env.rows.append(
         latency_row(
@@ -418,7 +444,7 @@ async def phase_latency(env: Env) -> None:
         latency_row(
             "2b generation submit->result, memory on (writes in the background)",
             on.run.latencies_ms,
-            result=f"{cpu(on)} (memory writes included)",
+            result=f"{cpu(on)}, memory writes included",
         )
     )
     env.rows.append(
@@ -449,10 +475,12 @@ async def phase_latency(env: Env) -> None:
         f"on the path); the background worker of the same process then embeds and stores the "
         f"exchange, so in 2b it overlaps the next generation (it shares the event loop). 2c "
         f"waits (polling HLEN, untimed) until each write landed before the next submit: what "
-        f"recall alone adds. CPU is this process's user + system per generation (the fake "
-        f"servers' not included); 2b's includes the memory writes. The scope grows from "
-        f"{first_size} memories as the generations are remembered; a recall with the "
-        f"generations' question at the end found {len(probe.memories)} (limit 20). Failed: {failures}; every write landed: "
+        f"the reply's path gains (recall, the enqueue, 20 memories in the prompt). CPU is "
+        f"this process's user + system per generation (the fake servers' not included), "
+        f"'other threads' the part not on the event loop's thread; 2b's "
+        f"includes the memory writes. The scope grows from {first_size} memories as the "
+        f"generations are remembered; a recall with the generations' question at the end "
+        f"found {len(probe.memories)} (limit 20). Failed: {failures}; every write landed: "
         f"{on.drained and drained.drained}."
     )
 
@@ -464,17 +492,15 @@ async def phase_recall(env: Env) -> None:
     args = env.args
     async with running_app(env, 1, chat_model=Instant(), LOG_LEVEL="WARNING", **MEMORY_ON) as (
         app,
-        _,
+        personality,
     ):
         memory, redis = app.memory, app.redis
         assert memory is not None and redis is not None
         scope_size = await memory.count(RECALL_USER, PERSONALITY)
+        big_size = await memory.count(USER, PERSONALITY)  # the generations' scope, grown
         embedder = embedder_from_settings(app.settings)  # the same litellm embedder recall uses
         exclude = [f"reply:llm-history-{j}" for j in range(25)]  # a history window's reply ids
         found: list[int] = []
-
-        def query(i: int) -> str:
-            return f"benchmark message {i}: what do the old maps in the east wing show?"
 
         async def ping(_: int) -> float | None:
             started = time.perf_counter()
@@ -483,46 +509,56 @@ async def phase_recall(env: Env) -> None:
 
         async def embed(i: int) -> float | None:
             started = time.perf_counter()
-            await embedder.embed([query(i)])
+            await embedder.embed([query_text(i)])
             return time.perf_counter() - started
 
-        async def recall(i: int) -> float | None:
-            started = time.perf_counter()
-            recollection = await memory.recall(
-                user_id=RECALL_USER,
-                personality=PERSONALITY,
-                venue=VENUE,
-                query=query(i),
-                exclude_sources=exclude,
-            )
-            seconds = time.perf_counter() - started
-            found.append(len(recollection.memories))
-            return seconds
+        def recall(user_id: str) -> Callable[[int], Awaitable[float | None]]:
+            async def one(i: int) -> float | None:
+                started = time.perf_counter()
+                recollection = await memory.recall(
+                    user_id=user_id,
+                    personality=PERSONALITY,
+                    venue=VENUE,
+                    query=query_text(i),
+                    exclude_sources=exclude,
+                )
+                seconds = time.perf_counter() - started
+                if user_id == RECALL_USER:
+                    found.append(len(recollection.memories))
+                return seconds
+
+            return one
 
         calls: dict[str, Callable[[int], Awaitable[float | None]]] = {
-            "ping": ping, "embed": embed, "recall": recall,
+            "ping": ping, "embed": embed, "recall": recall(RECALL_USER), "big": recall(USER),
         }  # fmt: skip
         for one in calls.values():
             await sequential(args.warmup, one)
         found.clear()
         runs = {name: Run() for name in calls}
+        others = dict.fromkeys(calls, 0.0)
         rounds = max(args.rounds, 1)
         per_round = max(args.recalls // rounds, 1)
         for _round in range(rounds):  # interleaved, so drift hits every call alike
             for name, one in calls.items():
+                other0 = other_threads_cpu()
                 part = await sequential(per_round, one)
+                others[name] += other_threads_cpu() - other0
+                await asyncio.sleep(SETTLE_S)
                 runs[name].latencies_ms += part.latencies_ms
                 runs[name].failures += part.failures
                 runs[name].cpu_s += part.cpu_s
         await embedder.close()
+    products = await matvec_cpu([scope_size, big_size], dim=384, calls=10, gap_s=0.2)
 
     ping_p50 = pct(runs["ping"].latencies_ms, 50)
 
     def result(name: str) -> str:
         run = runs[name]
         cpu = 1000 * run.cpu_s / max(run.done, 1)
+        other = 1000 * others[name] / max(run.done, 1)
         times = pct(run.latencies_ms, 50) / ping_p50
-        return f"{times:.1f} x PING p50, {cpu:.2f} ms CPU"
+        return f"{times:.1f} x PING p50, {cpu:.2f} ms CPU ({other:.2f} on other threads)"
 
     env.rows.append(
         latency_row(
@@ -545,7 +581,22 @@ async def phase_recall(env: Env) -> None:
     )
     rest = pct(runs["recall"].latencies_ms, 50) - pct(runs["embed"].latencies_ms, 50)
     env.rows.append(Row("3d recall p50 minus the embedding's (3c - 3b)", result=f"{rest:+.2f} ms"))
+    env.rows.append(
+        latency_row(
+            f"3e reference: recall on the generations' scope, {big_size:,} memories",
+            runs["big"].latencies_ms,
+            result=result("big"),
+        )
+    )
+    env.rows.append(
+        Row(
+            "3f reference: the search's NumPy product alone (rows @ query), one per 0.2 s",
+            n="10",
+            result=", ".join(f"{n:,} x 384: {1000 * cpu:.2f} ms CPU" for n, cpu in products),
+        )
+    )
     mean_found = sum(found) / max(len(found), 1)
+    above = above_threshold(query_text(0), scope_size, 0.5, personality.display_name)
     env.notes.append(
         f"Rows 3: one Application (memory on), one call at a time, {rounds} interleaved rounds "
         f"of {per_round} per kind after {args.warmup} warm-up each (so the scope is in the "
@@ -553,10 +604,58 @@ async def phase_recall(env: Env) -> None:
         f"candidates). recall = HGETALL prefs, HGETALL facts, the embedding (litellm "
         f"aembedding to the fake server, in its own process: its CPU is not counted), the "
         f"search (limit 20, threshold 0.5, venue {VENUE!r}, 25 excluded sources); "
-        f"{mean_found:.1f} memories found on average (about 1 in 5 of the scope is above the "
-        f"threshold). CPU is this process's per call. The 3b embedder is a second "
-        f"embedder_from_settings(...) instance, like the one recall uses."
+        f"{mean_found:.1f} memories found on average ({above} of the {scope_size:,} are above "
+        f"the threshold for the first query, by the fake server's embedding). CPU is this "
+        f"process's per call; 'other threads' is the part not on the event loop's thread. The 3b "
+        f"embedder is a second embedder_from_settings(...) instance, like the one recall uses. "
+        f"3e runs interleaved with the others on the scope rows 1-2 grew (the generations' own "
+        f"exchanges, all similar to the query). {SETTLE_S:g} s pause after each block, "
+        f"unmeasured. 3f: the product alone on random rows, the event loop otherwise idle; "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}. CPU on "
+        f"'other threads' in rows 2-3 beyond litellm's is NumPy's BLAS worker: above about "
+        f"1,150 rows of 384 the product is split over two threads and the worker then "
+        f"busy-waits for its next task (up to about 0.1 s) instead of sleeping."
     )
+
+
+async def matvec_cpu(
+    sizes: Sequence[int], *, dim: int, calls: int, gap_s: float
+) -> list[tuple[int, float]]:
+    """This process's CPU per `rows @ query` (float32, as RedisVectorStore.search computes it)
+    for scopes of `sizes` rows, one call every `gap_s` seconds (a quiet bot's recall rate)."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    found = []
+    for n in sizes:
+        rows = rng.standard_normal((n, dim)).astype(np.float32)
+        query = rows[0].copy()
+        await asyncio.sleep(SETTLE_S)
+        cpu0 = cpu_seconds()
+        for _ in range(calls):
+            rows @ query
+            await asyncio.sleep(gap_s)
+        found.append((n, (cpu_seconds() - cpu0) / calls))
+    return found
+
+
+def query_text(i: int) -> str:
+    """Row 3's query: bench.pipeline.new_request's message."""
+    return f"benchmark message {i}: what do the old maps in the east wing show?"
+
+
+def above_threshold(query: str, count: int, threshold: float, name: str) -> int:
+    """How many of the seeded memories the fake server's embedding puts at or above
+    `threshold` from `query` (computed here with its function, no call)."""
+    from tests.fixtures.fake_llm import fake_embedding
+
+    wanted = fake_embedding(query)
+    total = 0
+    for index in range(count):
+        text = seed_exchange(RECALL_USER, PERSONALITY, name, index).text()
+        vector = fake_embedding(text)
+        total += sum(a * b for a, b in zip(wanted, vector, strict=True)) >= threshold
+    return total
 
 
 # --- driver -------------------------------------------------------------------------------------
@@ -576,7 +675,10 @@ async def run_benchmark(args: argparse.Namespace, rows: list[Row], notes: list[s
                 await phase_latency(env)
             if "3" in phases:
                 await phase_recall(env)
-            notes.append(f"Fake model server: {fake.calls()} chat calls answered.")
+            notes.append(
+                f"Fake model server: {fake.calls()} chat calls answered (the model client "
+                "answers in-process; the server answered the embeddings)."
+            )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

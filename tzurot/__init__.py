@@ -12,4 +12,10 @@ os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 os.environ.setdefault("AIOHTTP_CONNECTOR_LIMIT", "20000")
 os.environ.setdefault("AIOHTTP_CONNECTOR_LIMIT_PER_HOST", "0")
 
+# A memory recall is one small matrix-vector product. Above ~1,000 rows OpenBLAS splits it over
+# every core, and its worker threads then busy-wait ~0.1 s after each call: ~100 ms of CPU per
+# recall on an idle bot, taken from Redis and the event loop (bench.memory_path). One thread
+# does the product in under a millisecond. Set before NumPy is first imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 __version__ = "0.1.0"
