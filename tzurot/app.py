@@ -279,6 +279,7 @@ class Application:
                 cap_per_scope=settings.memory_cap_per_scope,
                 fact_every=settings.fact_every_exchanges, fact_model=settings.fact_model,
                 retry_seconds=settings.memory_retry_seconds,
+                enabled=settings.memory_enabled,
             ),
         )  # fmt: skip
         return Community(

@@ -493,3 +493,18 @@ async def test_a_character_with_a_long_slug_works_through_every_button(
     await asking.wait_for_modal()
     done = await emu.submit_modal(asking, {"confirm": LONG.upper()})
     assert "Forgot 7 memories and 1 fact" in await done.wait_for_content(timeout=10)
+
+
+async def test_with_memory_off_on_this_bot_the_commands_say_so(
+    discord_emulator: DiscordEmulator, start_bot: Any, fake_llm: FakeLLM
+) -> None:
+    emu = discord_emulator
+    app: Application = await start_bot(MEMORY_ENABLED="false")
+    alice = emu.add_user("alice")
+    assert emu.guild is not None
+    await seed(app, alice, 1, "my cat is called Miso", venue=f"guild:{emu.guild.id}")
+
+    shown = await say(emu, alice, "memory browse")
+
+    assert "turned off on this bot" in shown
+    assert "Miso" in shown  # what was remembered before is still the user's to see

@@ -65,6 +65,7 @@ class MemoryConfig:
     fact_every: int = 4  # exchanges between two fact distillations
     fact_model: str | None = None  # FACT_MODEL; None: the character's model
     retry_seconds: float = 2.0  # between two runs of a failed memory write
+    enabled: bool = True  # MEMORY_ENABLED: off, nothing is recalled or remembered (/memory works)
 
 
 class Exchange(BaseModel):

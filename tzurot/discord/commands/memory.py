@@ -81,7 +81,6 @@ from tzurot.discord.commands.memory_views import (
     MemoryViews,
     Rows,
     View,
-    answer,
     args_of,
     character_option,
     chosen_value,
@@ -133,7 +132,7 @@ def _register_reading(group: lightbulb.Group, views: MemoryViews) -> None:
                 slug, _ = await views.which(user_id, self.personality)
                 return await views.browse_view(user_id, slug, 0, here_of(ctx.interaction))
 
-            await answer(ctx, body)
+            await views.answer(ctx, body)
 
     @group.register()
     class MemorySearch(
@@ -173,7 +172,7 @@ def _register_reading(group: lightbulb.Group, views: MemoryViews) -> None:
                     rows.append(picker)
                 return fit("\n".join(lines)), rows
 
-            await answer(ctx, body)
+            await views.answer(ctx, body)
 
     async def on_page(routed: Routed) -> None:
         ref, page = args_of(routed, 2)
@@ -294,7 +293,7 @@ def _register_forgetting(group: lightbulb.Group, views: MemoryViews) -> None:
                     [],
                 )
 
-            await answer(ctx, body)
+            await views.answer(ctx, body)
 
     @group.register()
     class MemoryPurge(
@@ -392,7 +391,7 @@ def _register_prefs(group: lightbulb.Group, views: MemoryViews) -> None:
                     [],
                 )
 
-            await answer(ctx, body)
+            await views.answer(ctx, body)
 
     @group.register()
     class MemoryIncognito(
@@ -417,7 +416,7 @@ def _register_prefs(group: lightbulb.Group, views: MemoryViews) -> None:
                     [],
                 )
 
-            await answer(ctx, body)
+            await views.answer(ctx, body)
 
 
 # -- facts ----------------------------------------------------------------------------------
@@ -442,7 +441,7 @@ def _register_facts(  # noqa: PLR0915 - one closure per subcommand and handler
                 slug, _ = await views.which(user_id, self.personality)
                 return await views.facts_view(user_id, slug, 0, here_of(ctx.interaction))
 
-            await answer(ctx, body)
+            await views.answer(ctx, body)
 
     async def on_facts(routed: Routed) -> None:
         ref, page = args_of(routed, 2)

@@ -72,6 +72,10 @@ NOTHING_YET = (
     "You have no memories yet: characters remember what you tell them as you talk "
     "(unless memory is off or you are incognito)."
 )
+MEMORY_DISABLED = (
+    "*Long-term memory is turned off on this bot: nothing new is remembered or recalled. What "
+    "was remembered before is still yours to see and remove.*"
+)
 HISTORY_KEPT = "Your channel history is kept: `/history clear` removes it."
 MEMORY_OFF = (
     "`/settings set memory off` turns memory off entirely (nothing remembered or recalled)."
@@ -88,6 +92,18 @@ class MemoryViews:
         self.services = services
         self.memory = services.community.memory
         self.known = known
+
+    async def answer(self, ctx: lightbulb.Context, body: Callable[[], Awaitable[View]]) -> None:
+        """`answer`, with a word that memory is off on this bot when it is."""
+        if self.memory.config.enabled:
+            await answer(ctx, body)
+            return
+
+        async def noted() -> View:
+            text, rows = await body()
+            return f"{MEMORY_DISABLED}\n\n{text}", rows
+
+        await answer(ctx, noted)
 
     # -- characters ------------------------------------------------------------------------------
 
