@@ -173,6 +173,20 @@ def write_section(title: str, body: str) -> None:
     RESULTS_PATH.write_text(text, encoding="utf-8")
 
 
+def publish(
+    header: str, rows: Sequence[Row], notes: Sequence[str], *, title: str, write: bool
+) -> None:
+    """Print a benchmark's table and notes; with `write`, keep them as its results.md section."""
+    print(header)
+    print(text_table(rows))
+    for note in notes:
+        print(f"- {note}")
+    if write:
+        body = "\n".join([header, "", *markdown_table(rows), "", *(f"- {n}" for n in notes)])
+        write_section(title, body)
+        print("written to bench/results.md")
+
+
 # --- Redis --------------------------------------------------------------------------------------
 
 

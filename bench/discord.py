@@ -34,12 +34,10 @@ from bench._harness import (
     cpu_seconds,
     latency_row,
     machine_line,
-    markdown_table,
     private_redis,
     process_cpu_seconds,
     process_memory_mb,
-    text_table,
-    write_section,
+    publish,
 )
 from tests.emulator import Channel, DiscordEmulator, Interaction, Message, User
 from tests.fixtures.app import settings_env, write_personalities
@@ -422,14 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         "emulator runs in this benchmark's process and the fake model server in a process of "
         "its own.",
     )
-    print(header)
-    print(text_table(rows))
-    for note in notes:
-        print(f"- {note}")
-    if not args.no_write:
-        body = "\n".join([header, "", *markdown_table(rows), "", *(f"- {n}" for n in notes)])
-        write_section(section_title(args), body)
-        print("written to bench/results.md")
+    publish(header, rows, notes, title=section_title(args), write=not args.no_write)
     return 0
 
 

@@ -36,11 +36,9 @@ from bench._harness import (
     cpu_seconds,
     latency_row,
     machine_line,
-    markdown_table,
     pct,
     private_redis,
-    text_table,
-    write_section,
+    publish,
 )
 from bench.pipeline import (
     PERSONALITY,
@@ -710,14 +708,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = list(argv) if argv is not None else sys.argv[1:]
     command = " ".join([COMMAND, *given])
     header = f"{machine_line()}; run took {time.monotonic() - started:.0f} s; command: `{command}`"
-    print(header)
-    print(text_table(rows))
-    for note in notes:
-        print(f"- {note}")
-    if not args.no_write:
-        body = "\n".join([header, "", *markdown_table(rows), "", *(f"- {n}" for n in notes)])
-        write_section(SECTION_TITLE, body)
-        print("written to bench/results.md")
+    publish(header, rows, notes, title=SECTION_TITLE, write=not args.no_write)
     return 0
 
 

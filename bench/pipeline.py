@@ -42,13 +42,11 @@ from bench._harness import (
     cpu_seconds,
     latency_row,
     machine_line,
-    markdown_table,
     pct,
     private_redis,
     process_cpu_seconds,
+    publish,
     redis_pid,
-    text_table,
-    write_section,
 )
 from tests.fixtures.app import make_settings, settings_env, write_personalities
 from tzurot.ai.contracts import GenerationRequest
@@ -868,14 +866,7 @@ def main(argv: list[str] | None = None) -> int:
     given = argv if argv is not None else sys.argv[1:]
     command = " ".join([COMMAND, *given])
     header = f"{machine_line()}; run took {time.monotonic() - started:.0f} s; command: `{command}`"
-    print(header)
-    print(text_table(rows))
-    for note in notes:
-        print(f"- {note}")
-    if not args.no_write:
-        body = "\n".join([header, "", *markdown_table(rows), "", *(f"- {n}" for n in notes)])
-        write_section(SECTION_TITLE, body)
-        print("written to bench/results.md")
+    publish(header, rows, notes, title=SECTION_TITLE, write=not args.no_write)
     return 0
 
 
