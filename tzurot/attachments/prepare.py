@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -305,20 +305,14 @@ async def describe_attachment(
     if loaded.sniffed.kind != "image" or loaded.sniffed.mime is None:
         raise MediaError(f"it is not an image ({loaded.sniffed.label})")
     check_image(loaded.data, loaded.sniffed.mime)
-    key = f"image:{loaded.sha256}"
-    if cache is not None and (cached := await cache.get(key)):
-        return cached
-    text = await describe_image(
-        loaded.data,
-        loaded.sniffed.mime,
-        models=models,
-        api_base=api_base,
-        api_key=api_key,
-        timeout=timeout,
+    mime = loaded.sniffed.mime
+    return await _through_cache(
+        cache,
+        f"image:{loaded.sha256}",
+        lambda: describe_image(
+            loaded.data, mime, models=models, api_base=api_base, api_key=api_key, timeout=timeout
+        ),
     )
-    if cache is not None:
-        await cache.put(key, text)
-    return text
 
 
 async def transcribe_attachment(
@@ -346,18 +340,28 @@ async def transcribe_attachment(
     )
     if loaded.sniffed.kind != "audio":
         raise MediaError(f"it is not audio ({loaded.sniffed.label})")
-    key = f"audio:{loaded.sha256}"
+    return await _through_cache(
+        cache,
+        f"audio:{loaded.sha256}",
+        lambda: transcribe_audio(
+            loaded.data,
+            f"audio{loaded.sniffed.extension}",
+            model=model,
+            api_base=api_base,
+            api_key=api_key,
+            timeout=timeout,
+            language=language,
+        ),
+    )
+
+
+async def _through_cache(
+    cache: MediaCache | None, key: str, produce: Callable[[], Awaitable[str]]
+) -> str:
+    """What `cache` holds for `key` (the bytes' kind and hash), else `produce()`, kept."""
     if cache is not None and (cached := await cache.get(key)):
         return cached
-    text = await transcribe_audio(
-        loaded.data,
-        f"audio{loaded.sniffed.extension}",
-        model=model,
-        api_base=api_base,
-        api_key=api_key,
-        timeout=timeout,
-        language=language,
-    )
+    text = await produce()
     if cache is not None:
         await cache.put(key, text)
     return text
