@@ -273,7 +273,8 @@ class Application:
         )
         self._embedder = embedder = embedder_from_settings(settings)
         self.memory = memory = MemoryService(
-            redis, RedisVectorStore(redis), FactStore(redis), embedder, background,
+            redis, RedisVectorStore(redis, cache_bytes=settings.memory_cache_mb * 2**20),
+            FactStore(redis), embedder, background,
             MemoryConfig(
                 limit=settings.memory_limit, threshold=settings.memory_threshold,
                 cap_per_scope=settings.memory_cap_per_scope,

@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     memory_limit: int = Field(default=20, ge=0, le=100)
     memory_threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     memory_cap_per_scope: int = Field(default=5_000, ge=10, le=200_000)
+    # Vectors of recently recalled scopes kept in each process (checked against Redis on every
+    # recall): a 5,000-memory scope of 384-d vectors takes 7.5 MB.
+    memory_cache_mb: int = Field(default=64, ge=0, le=16_384)
     # Facts about users: distilled every FACT_EVERY_EXCHANGES exchanges by FACT_MODEL (unset:
     # the character's own model, with the same key as its replies).
     fact_model: str | None = None

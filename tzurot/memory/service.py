@@ -232,9 +232,10 @@ class MemoryService:
             pipe.incr(key)
             pipe.expire(key, FACTS_DUE.ttl_seconds or DAY)
             count, _ = await pipe.execute()
-        if int(count) < self.config.fact_every:
+        # Every INCR answers a different number, so exactly one write in `fact_every` (on
+        # whichever process) starts the facts job.
+        if int(count) % self.config.fact_every:
             return
-        await self._redis.delete(key)
         job = _FactJob(user_id=exchange.user_id, user_name=exchange.user_name,
                        personality=exchange.personality, venue=exchange.venue,
                        model=self.config.fact_model or exchange.model)  # fmt: skip
