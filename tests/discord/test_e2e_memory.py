@@ -222,7 +222,12 @@ async def test_a_correction_in_conversation_replaces_the_fact(
 
     await emu.post_message(emu.channel, alice, "@Lilith say hi to my cat")
     await character_reply(emu, emu.channel, 3)
-    facts = system_of(fake_llm).split(FACTS_HEADING, 1)[1].split("##", 1)[0]
+    # The reply's call (this exchange's facts job may have called the model since).
+    reply_call = next(
+        i for i, call in reversed(list(enumerate(fake_llm.chat_calls)))
+        if str(call.json["messages"][-1]["content"]) == "alice: @Lilith say hi to my cat"  # type: ignore[index]
+    )  # fmt: skip
+    facts = system_of(fake_llm, reply_call).split(FACTS_HEADING, 1)[1].split("##", 1)[0]
     assert "Has a cat named Mochi" in facts and "Miso" not in facts
 
 
