@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
@@ -55,6 +56,7 @@ PENDING_KEEP_SECONDS = 7 * DAY
 RETRY_PARKED_SCHEDULE = "*/10 * * * *"
 USER_TEXT_CHARS = 1_500
 EPISODES_FOR_FACTS = 8
+REINDEX_PREFIX = "reindex:"
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ class _FactJob(BaseModel):
 
 class _Parked(BaseModel):
     parked_at: float
-    payload: str
+    payload: str  # a memory write's Exchange, or (a re-embedding's) the scope's records
+    kind: Literal["write", "reindex"] = "write"
 
 
 @dataclass(frozen=True)
@@ -213,16 +216,41 @@ class MemoryService:
         return record
 
     async def _reindex(self, scope: MemoryScope) -> None:
-        """EMBEDDING_MODEL changed: the scope's memories are embedded again with the new one."""
+        """EMBEDDING_MODEL changed: the scope's memories are embedded again with the new one.
+        They are parked first (MEMORY_PENDING, `reindex:{scope}`) and unparked once all are
+        back, so a process killed between the purge and the last write leaves them to the
+        cron task, which puts them back (`_restore` skips what is already there)."""
         records, total = await self._store.page(scope, offset=0, limit=self.config.cap_per_scope)
         log.info("embedding model changed; re-embedding a scope", memories=total)
-        vectors = await self._embedder.embed([r.text for r in records]) if records else None
+        if not records:
+            return
+        vectors = await self._embedder.embed([r.text for r in records])
+        field = f"{REINDEX_PREFIX}{scope.key}"
+        backup = json.dumps([r.model_dump(mode="json") for r in records])
+        parked = _Parked(parked_at=time.time(), payload=backup, kind="reindex")
+        await self._redis.hset(MEMORY_PENDING.key(), field, parked.model_dump_json())
         await self._store.purge(scope)
-        for index, record in enumerate(reversed(records)):  # oldest first, as they came
-            assert vectors is not None
-            row = vectors[len(records) - 1 - index]
-            await self._store.add(scope, record, row, model=self._embedder.name,
-                                  cap=self.config.cap_per_scope)  # fmt: skip
+        await self._restore(scope, records, vectors)
+        await self._redis.hdel(MEMORY_PENDING.key(), field)
+
+    async def _restore(
+        self, scope: MemoryScope, records: Sequence[MemoryRecord], vectors: Any = None
+    ) -> None:
+        """Write `records` (newest first, as `page` gives them) back, oldest first."""
+        if vectors is None:
+            vectors = await self._embedder.embed([r.text for r in records])
+        rows = list(zip(records, vectors, strict=True))
+        for attempt in range(2):
+            try:
+                for record, row in reversed(rows):
+                    await self._store.add(scope, record, row, model=self._embedder.name,
+                                          cap=self.config.cap_per_scope)  # fmt: skip
+                return
+            except ModelMismatch:
+                # Killed before its purge: the old vectors are still there (and parked too).
+                if attempt:
+                    raise
+                await self._store.purge(scope)
 
     async def _facts_due(self, scope: MemoryScope, exchange: Exchange) -> None:
         if self._distiller is None or self.config.fact_every <= 0:
@@ -327,7 +355,10 @@ class MemoryService:
                 log.warning("a parked memory write is a week old; dropped")
                 continue
             try:
-                await self._jobs.submit(self._remember_spec, job_id, parked.payload)
+                if parked.kind == "reindex":
+                    await self._unpark_reindex(job_id.removeprefix(REINDEX_PREFIX), parked)
+                else:
+                    await self._jobs.submit(self._remember_spec, job_id, parked.payload)
                 queued += 1
             except Exception:
                 await self._redis.hset(key, job_id, raw)
@@ -335,6 +366,12 @@ class MemoryService:
         if queued:
             log.info("parked memory writes queued again", writes=queued)
         return queued
+
+    async def _unpark_reindex(self, scope_key: str, parked: _Parked) -> None:
+        user_id, _, personality = scope_key.partition(":")
+        records = [MemoryRecord.model_validate(item) for item in json.loads(parked.payload)]
+        await self._restore(MemoryScope(user_id, personality), records)
+        log.info("a re-embedding cut short was finished", memories=len(records))
 
     def retry_task(self) -> CronTask:
         return CronTask("memory-retry", RETRY_PARKED_SCHEDULE, self.retry_parked)
