@@ -37,6 +37,14 @@ async def remembered(app: Application, user: User, count: int = 1) -> list[str]:
             await asyncio.sleep(0.05)
 
 
+async def tell_about_miso(emu: DiscordEmulator, app: Application, user: User) -> None:
+    """`user` tells Lilith about their cat in the main channel; the reply is out and the
+    exchange remembered."""
+    await emu.post_message(emu.channel, user, "@Lilith my cat is called Miso")
+    await character_reply(emu, emu.channel, 1)
+    await remembered(app, user)
+
+
 def system_of(fake_llm: FakeLLM, index: int = -1) -> str:
     return str(fake_llm.chat_calls[index].json["messages"][0]["content"])  # type: ignore[index]
 
@@ -98,9 +106,7 @@ async def test_a_memory_in_the_history_window_is_not_recalled_twice(
     app = await start_bot(**MEMORY_ON)
     alice = emu.add_user("alice")
 
-    await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await character_reply(emu, emu.channel, 1)
-    await remembered(app, alice)
+    await tell_about_miso(emu, app, alice)
     await emu.post_message(emu.channel, alice, "@Lilith what is my cat called?")
     await character_reply(emu, emu.channel, 2)
 
@@ -118,9 +124,7 @@ async def test_memories_stay_in_their_server_unless_the_user_shares_them(
     alice = emu.add_user("alice")
     assert app.memory is not None
 
-    await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await character_reply(emu, emu.channel, 1)
-    await remembered(app, alice)
+    await tell_about_miso(emu, app, alice)
 
     await emu.post_message(elsewhere, alice, "@Lilith what is my cat called?")
     await character_reply(emu, elsewhere, 1)
@@ -143,9 +147,7 @@ async def test_incognito_stops_remembering_but_not_recalling(
     alice = emu.add_user("alice")
     assert app.memory is not None
 
-    await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await character_reply(emu, emu.channel, 1)
-    await remembered(app, alice)
+    await tell_about_miso(emu, app, alice)
     await app.memory.set_prefs(str(alice.id), incognito=True)
     await command(emu, alice, "history clear", {})
 
@@ -165,9 +167,7 @@ async def test_memory_off_in_the_settings_stops_recall_and_writes(
     alice = emu.add_user("alice")
     assert app.memory is not None
 
-    await emu.post_message(emu.channel, alice, "@Lilith my cat is called Miso")
-    await character_reply(emu, emu.channel, 1)
-    await remembered(app, alice)
+    await tell_about_miso(emu, app, alice)
     said = await command(emu, alice, "settings set", {"setting": "memory", "value": "off"})
     assert "off" in said
     await command(emu, alice, "history clear", {})
