@@ -83,6 +83,14 @@ class GenerationRequest(BaseModel):
     source_message_id: str | None = Field(default=None, max_length=64)
     delivery: Delivery | None = None
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # A reply that replaces an earlier one (Regenerate, an edited trigger): the earlier reply's
+    # job id; its turn in history and its memory give way to this one.
+    regenerates: str | None = Field(default=None, max_length=200)
+    # group_replies: another character's reply to the same message that this one answers after,
+    # with it in the context (its job id).
+    after_job_id: str | None = Field(default=None, max_length=200)
+    # /chime-in: the character joins the channel's conversation; there is no new message.
+    chime_in: bool = False
 
     @property
     def personality_slug(self) -> str:
@@ -97,7 +105,7 @@ class GenerationRequest(BaseModel):
 
     @model_validator(mode="after")
     def _says_something(self) -> GenerationRequest:
-        if not self.message and not self.attachments:
+        if not self.message and not self.attachments and not self.chime_in:
             raise ValueError("message: a request needs a message or an attachment")
         return self
 
@@ -134,6 +142,14 @@ class GenerationResult(BaseModel):
     # exchange is to be remembered (memory on, the user not incognito).
     user_turn: str | None = None
     remember: bool = False
+    # What Inspect shows: the provider, how long the model took (all attempts), whether it
+    # streamed, each setting's effective value and the level it came from, the memories used.
+    provider: str | None = None
+    latency_ms: int | None = None
+    streamed: bool = False
+    settings_used: dict[str, str] = Field(default_factory=dict)
+    settings_sources: dict[str, str] = Field(default_factory=dict)
+    memories_used: tuple[str, ...] = ()
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @property

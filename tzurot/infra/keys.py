@@ -67,6 +67,11 @@ DONE_CHANNEL = KeyFamily(
     meaning="one message per finished job: wakes waiters",
 )  # fmt: skip
 STATS = KeyFamily("tzurot:stats", "jobs", None, bounded_by="one hash, one field per status")
+STREAM = KeyFamily(
+    "tzurot:stream:{job_id}", "jobs.streams", HOUR,
+    meaning="a reply as it is written (a Redis stream of visible-text pieces), so any process "
+    "can show it; compacted as it grows, deleted once the reply is delivered",
+)  # fmt: skip
 SIGNING_SECRET = KeyFamily(
     "tzurot:job-signing-secret", "jobs", None, bounded_by="one key",
     meaning="the generated JOB_SIGNING_KEY shared by every process (when none is set)",
@@ -290,7 +295,7 @@ MEDIA_CACHE = KeyFamily(
 )  # fmt: skip
 
 OURS: tuple[KeyFamily, ...] = (
-    CLAIM, RESULT, RESULTS_STREAM, STATS, SIGNING_SECRET, CRON_TICK, PROCESS_LEASE,
+    CLAIM, RESULT, RESULTS_STREAM, STATS, STREAM, SIGNING_SECRET, CRON_TICK, PROCESS_LEASE,
     PERSONALITY, PERSONALITY_INDEX, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS, TRANSCRIPT_ACTIVE,
     PERSONALITY_META, AVATAR,
     LANE, LANES, LANE_LEASE, DELIVERY, DELIVERY_FAILING, DELIVERY_LAST, INTERACTION, TYPING,

@@ -118,6 +118,14 @@ class ResultLog:
             args=[job_id, lane or "", _stream_floor(), DONE_CHANNEL.key()],
         )
 
+    async def announce_streaming(self, job_id: str, lane: str) -> None:
+        """A job began to stream its reply (tzurot/jobs/streams.py): delivery hears of it at
+        once, to show the reply as it grows. Nobody waiting for the job is woken."""
+        await self._redis.xadd(
+            RESULTS_STREAM.key(), {"job": job_id, "lane": lane}, minid=_stream_floor(),
+            approximate=True,
+        )  # fmt: skip
+
     async def get(self, job_id: str) -> GenerationResult | None:
         raw = await self._redis.get(RESULT.key(job_id=job_id))
         if raw is None:
