@@ -313,6 +313,7 @@ async def run(args: argparse.Namespace, rows: list[Row], notes: list[str]) -> No
                 redis.url, fake.base_url, personalities,
                 COMPONENTS=components, DISCORD_TOKEN=emu.token,
                 DISCORD_REST_URL=emu.rest_url, DISCORD_DEV_GUILD_ID=str(emu.guild.id),
+                PLURALKIT_API_URL=emu.pluralkit.url,
                 WORKER_CONCURRENCY=str(args.concurrency), LOG_LEVEL="INFO",
                 SHUTDOWN_GRACE_PERIOD="5", PROCESS_NAME="bench-bot",
                 # A burst of 200 from 10 people in one channel is what the limits are there to

@@ -52,6 +52,7 @@ from tzurot.jobs import (
     shared_signing_secret,
 )
 from tzurot.jobs.background import BACKGROUND_QUEUE_NAME, BackgroundJobs, build_background_worker
+from tzurot.jobs.streams import ReplyStreams
 from tzurot.logs import get_logger
 from tzurot.memory.embedders import Embedder, LocalEmbedder, embedder_from_settings
 from tzurot.memory.facts import FactDistiller, FactStore
@@ -177,6 +178,8 @@ class Application:
                 taking_longer_after=settings.taking_longer_seconds,
                 job_timeout=settings.job_timeout,
                 stall_seconds=settings.delivery_stall_seconds,
+                pluralkit_url=settings.pluralkit_api_url,
+                pluralkit_grace=settings.pluralkit_grace_seconds,
             )
             await self.discord.start()
 
@@ -336,6 +339,8 @@ class Application:
         whose key it uses (the user's, the operator's, or a guest model)."""
         settings = self.settings
         assert self._media is not None
+        redis = self.redis
+        assert redis is not None
         return Generator(
             model,
             community.transcripts,
@@ -347,6 +352,10 @@ class Application:
             memory=community.memory if settings.memory_enabled else None,
             attachments=self._media.reader(),
             can_see=supports_vision,
+            # group_replies: a reply waits for the previous character's (in the same job queue).
+            after=self.jobs.wait if self.jobs is not None else None,
+            # streaming: a reply to be delivered streams through Redis while it is written.
+            streams=ReplyStreams(redis, announce=ResultLog(redis).announce_streaming),
         )
 
     async def _connect_redis(self) -> RedisClient:

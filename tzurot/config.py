@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     discord_shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = None
     # /health answers 503 when replies have waited this long with nothing delivered.
     delivery_stall_seconds: float = Field(default=120.0, gt=0)
+    # PluralKit: its API (members speaking through its webhooks; `off` ignores them, as every
+    # other webhook), and how long a triggering message of a user with a PluralKit system
+    # waits to see whether PluralKit replaces it with a member's message.
+    pluralkit_api_url: str = "https://api.pluralkit.me/v2"
+    pluralkit_grace_seconds: float = Field(default=1.5, ge=0, le=10)
 
     # This process's name among the processes sharing Redis (delivery consumer and SAQ worker
     # id). Default: the host name. A name held by another live process gets a suffix.
@@ -203,6 +208,15 @@ class Settings(BaseSettings):
         if value is not None and len(value.get_secret_value()) < MIN_KEY_CHARS:
             raise ValueError(f"must be at least {MIN_KEY_CHARS} characters")
         return value
+
+    @field_validator("pluralkit_api_url")
+    @classmethod
+    def _pluralkit_url(cls, value: str) -> str:
+        if value.strip().lower() in {"off", "none", "false"}:
+            return ""
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s):// URL, or off")
+        return value.rstrip("/")
 
     @field_validator("llm_api_base", "discord_rest_url", "public_base_url")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +204,7 @@ class Resolved:
     context_window: int | None = None
     history_limit: int | None = None
     memory: bool = True
+    streaming: bool = True
     voice_transcription: bool = True
 
 
@@ -242,6 +243,7 @@ class RecordingModel:
         temperature: float,
         max_tokens: int,
         timeout: float,
+        on_text: Callable[[str], Awaitable[None]] | None = None,
         **sampling: float,
     ) -> Completion:
         self.calls.append(

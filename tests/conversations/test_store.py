@@ -439,3 +439,67 @@ async def test_undo_keeps_the_cap_and_the_active_index(redis_client: Redis) -> N
     assert await store.undo(CHANNEL, "a") == 2
     assert contents(await store.recent(CHANNEL, 10)) == ["a2", "b3", "b4"]  # capped at 3
     assert await redis_client.zscore(ACTIVE_KEY, CHANNEL) is not None
+
+
+# -- replies replacing others, edits and deletions (Regenerate, Delete reply, edited triggers) --
+
+
+def answer(content: str, job: str, *, minute: int) -> ChatTurn:
+    return turn(content, minute=minute, role="assistant", speaker="Lilith", personality="lilith",
+                message_id=f"reply:{job}")  # fmt: skip
+
+
+async def test_exchange_again_reads_what_came_before_the_turn_and_stores_nothing(
+    store: TranscriptStore,
+) -> None:
+    await store.append(CHANNEL, turn("earlier", minute=0, message_id="1"))
+    await store.append(CHANNEL, answer("earlier answer", "job-0", minute=1))
+    asked = turn("the question", minute=2, message_id="2")
+    await store.append(CHANNEL, asked)
+    await store.append(CHANNEL, turn("someone else meanwhile", minute=3, message_id="3"))
+    await store.append(CHANNEL, answer("the old answer", "job-1", minute=4))
+    await store.append(CHANNEL, turn("a later message", minute=5, message_id="4"))
+
+    history = await store.exchange_again(CHANNEL, "job-1", asked, 10)
+    assert contents(history) == ["earlier", "earlier answer"]
+    assert contents(await store.exchange_again(CHANNEL, "job-1", asked, 1)) == ["earlier answer"]
+    assert len(await store.recent(CHANNEL, 50)) == 6  # nothing stored
+
+
+async def test_exchange_again_for_a_chat_turn_without_message_id(store: TranscriptStore) -> None:
+    await store.append(CHANNEL, turn("before", minute=0, message_id="1"))
+    chat = turn("hello via /chat", minute=1)  # /chat: no message id
+    await store.append(CHANNEL, chat)
+    await store.append(CHANNEL, answer("old", "job-1", minute=2))
+    await store.append(CHANNEL, turn("after", minute=3, message_id="5"))
+    assert contents(await store.exchange_again(CHANNEL, "job-1", chat, 10)) == ["before"]
+
+
+async def test_replace_puts_the_new_reply_in_the_old_ones_place(store: TranscriptStore) -> None:
+    await store.append(CHANNEL, turn("question", minute=0, message_id="1"))
+    await store.append(CHANNEL, answer("old answer", "job-1", minute=1))
+    await store.append(CHANNEL, turn("next", minute=2, message_id="2"))
+
+    assert await store.replace(CHANNEL, "reply:job-1", answer("new answer", "job-2", minute=9))
+    assert contents(await store.recent(CHANNEL, 10)) == ["question", "new answer", "next"]
+    # A re-run of the same job leaves it where it is; a reply whose old one is gone is appended.
+    assert not await store.replace(CHANNEL, "reply:job-1", answer("new answer", "job-2", minute=9))
+    assert contents(await store.recent(CHANNEL, 10)) == ["question", "new answer", "next"]
+    assert not await store.replace(CHANNEL, "reply:gone", answer("third", "job-3", minute=10))
+    assert contents(await store.recent(CHANNEL, 10))[-1] == "third"
+
+
+async def test_edit_and_drop_a_turn_by_message_id(store: TranscriptStore) -> None:
+    await store.append(CHANNEL, turn("typo hre", minute=0, message_id="1"))
+    await store.append(CHANNEL, answer("reply", "job-1", minute=1))
+    assert await store.edit(CHANNEL, "1", "typo here")
+    edited = await store.turn(CHANNEL, "1")
+    assert edited is not None and edited.content == "typo here" and edited.user_id == "42"
+    assert not await store.edit(CHANNEL, "404", "nothing")
+    assert await store.turn(CHANNEL, "404") is None
+
+    assert await store.drop(CHANNEL, "1")
+    assert not await store.drop(CHANNEL, "1")
+    assert contents(await store.recent(CHANNEL, 10)) == ["reply"]
+    assert await store.drop(CHANNEL, "reply:job-1")
+    assert await store.recent(CHANNEL, 10) == []

@@ -12,7 +12,15 @@ from typing import Any
 
 from tests.emulator import components, ids, payloads
 from tests.emulator.gateway import Gateway, Session, shard_for
-from tests.emulator.models import JSON, Attachment, Channel, Message, UploadedFile, User
+from tests.emulator.models import (
+    JSON,
+    Attachment,
+    Channel,
+    Message,
+    Revision,
+    UploadedFile,
+    User,
+)
 from tests.emulator.state import World
 
 LOGGER = logging.getLogger("tests.emulator")
@@ -359,6 +367,7 @@ class Core:
             message.flags = (message.flags & ~mutable) | (int(body["flags"]) & mutable)
         message.flags &= ~ids.FLAG_LOADING
         message.edits.append(body)
+        message.revisions.append(Revision(self.world.now(), message.content))
         message.edited_at = ids.utcnow()
         self.world.changed()
 

@@ -39,6 +39,9 @@ INTERACTION_MODAL_SUBMIT = 5
 CONTEXT_GUILD = 0
 CONTEXT_BOT_DM = 1
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
+COMMAND_CHAT_INPUT = 1
+COMMAND_USER = 2
+COMMAND_MESSAGE = 3
 
 
 def _infer_type(value: object) -> int:
@@ -63,9 +66,14 @@ class InteractionBuilder:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def find_command(self, channel: Channel, name: str) -> ApplicationCommand | None:
-        """The synced slash command: the guild's own first, then the global one."""
-        commands = [c for c in self.world.commands.values() if c.name == name and c.type == 1]
+    def find_command(
+        self, channel: Channel, name: str, command_type: int = COMMAND_CHAT_INPUT
+    ) -> ApplicationCommand | None:
+        """The synced command (a slash command, or with ``command_type`` a user or message
+        command): the guild's own first, then the global one."""
+        commands = [
+            c for c in self.world.commands.values() if c.name == name and c.type == command_type
+        ]
         in_guild = [
             c for c in commands if c.guild_id is not None and c.guild_id == channel.guild_id
         ]
@@ -164,6 +172,38 @@ class InteractionBuilder:
             user=user,
             locale=locale,
         )
+        payload["data"] = data
+        return payload, command_id
+
+    def build_message_command(
+        self,
+        *,
+        interaction_id: int,
+        token: str,
+        target: Message,
+        user: User,
+        name: str,
+        locale: str,
+    ) -> tuple[JSON, int]:
+        """A message command (right-click a message > Apps > ``name``) as Discord sends it:
+        type 2 with ``data {id, name, type: 3, target_id, resolved: {messages}}``."""
+        world = self.world
+        channel = world.channels[target.channel_id]
+        command = self.find_command(channel, name, COMMAND_MESSAGE)
+        command_id = command.id if command else world.snowflakes.next()
+        data: JSON = {
+            "id": str(command_id),
+            "name": name,
+            "type": COMMAND_MESSAGE,
+            "target_id": str(target.id),
+            "resolved": {"messages": {str(target.id): payloads.message(world, target)}},
+        }
+        if command is not None and command.guild_id is not None:
+            data["guild_id"] = str(command.guild_id)
+        payload = self.envelope(
+            interaction_id=interaction_id, token=token, kind=INTERACTION_APPLICATION_COMMAND,
+            channel=channel, user=user, locale=locale,
+        )  # fmt: skip
         payload["data"] = data
         return payload, command_id
 

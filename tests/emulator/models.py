@@ -203,7 +203,9 @@ class Message:
 
     ``source`` is ``"user"`` for messages the test posted, else ``"bot"``, ``"webhook"`` or
     ``"interaction"`` (the original response or a followup). Edits change the fields in place
-    and append the request body to ``edits``; deletes set ``deleted``.
+    and append the request body to ``edits`` and a ``Revision`` (when, and the content after
+    it) to ``revisions``; ``versions`` is the content as posted, then after each edit.
+    Deletes set ``deleted``.
     """
 
     id: int
@@ -233,6 +235,16 @@ class Message:
     edits: list[JSON] = field(default_factory=list)
     edited_at: datetime.datetime | None = None
     deleted: bool = False
+    revisions: list[Revision] = field(default_factory=list)
+    first_content: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.first_content = self.content
+
+    @property
+    def versions(self) -> list[Revision]:
+        """The content as posted, then after each edit, with the loop time of each."""
+        return [Revision(self.posted_at, self.first_content), *self.revisions]
 
     @property
     def from_bot(self) -> bool:
@@ -251,6 +263,14 @@ class Message:
         if self.message_reference and self.message_reference.get("message_id"):
             return int(self.message_reference["message_id"])
         return None
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A message's content from loop time ``at`` on (it was posted, or edited, then)."""
+
+    at: float
+    content: str
 
 
 @dataclass

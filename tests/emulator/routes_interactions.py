@@ -305,7 +305,12 @@ class InteractionRoutes:
         where = "name" if index is None else f"{index}.name"
         name = body.get("name")
         command_type = int(body.get("type") or 1)
-        if not isinstance(name, str) or not _COMMAND_NAME.match(name):
+        # Slash command names are lowercase words; user and message commands may hold spaces
+        # and capitals ("Delete reply"), 1-32 characters.
+        valid = isinstance(name, str) and (
+            _COMMAND_NAME.match(name) if command_type == 1 else 1 <= len(name.strip()) <= 32
+        )
+        if not isinstance(name, str) or not valid:
             raise invalid_form(where, "APPLICATION_COMMAND_INVALID_NAME", "Command name is invalid")
         if command_type == 1:
             if name != name.lower():

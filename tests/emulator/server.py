@@ -38,6 +38,7 @@ from tests.emulator.models import (
     Webhook,
     WebhookRefusal,
 )
+from tests.emulator.pluralkit import PluralKitApi
 from tests.emulator.rest import RestApi
 from tests.emulator.routes_basic import BasicRoutes
 from tests.emulator.routes_cdn import CdnRoutes
@@ -82,6 +83,8 @@ class DiscordEmulator:
         self.core = Core(self.world, self.gateway, self.settings)
         self.rest = RestApi(self.core, lambda: self.token)
         self._interactions = InteractionBuilder(self.world)
+        # PluralKit's API and proxying, at ``pluralkit.url`` (tests/emulator/pluralkit.py).
+        self.pluralkit = PluralKitApi(self)
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -110,6 +113,7 @@ class DiscordEmulator:
         app.router.add_get("/gateway", self.gateway.handle)
         app.router.add_get("/gateway/resume", self.gateway.handle)
         CdnRoutes(self.world).install(app)
+        self.pluralkit.install(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -517,6 +521,17 @@ class DiscordEmulator:
         self.rest.add_fault(fault)
         return fault
 
+    def rate_limit_edits(
+        self, retry_after: float = 1.0, count: int = 1, *, is_global: bool = False
+    ) -> Fault:
+        """The next ``count`` message edits (PATCH of a webhook message, @original, a followup
+        or a channel message) answer 429 as Discord does: ``retry_after`` and ``global`` in the
+        body, ``Retry-After`` / ``X-RateLimit-*`` headers; each limit lasts ``retry_after``."""
+        return self.fail_next(
+            "PATCH", "*/messages/*", 429, retry_after, count, is_global=is_global,
+            scope="global" if is_global else "user",
+        )  # fmt: skip
+
     # -- users talking ------------------------------------------------------------------------
 
     def _user_message(
@@ -632,6 +647,67 @@ class DiscordEmulator:
         return await self._interaction(
             INTERACTION_AUTOCOMPLETE, channel, user, name, options, focused, locale
         )
+
+    async def message_command(
+        self, message: Message | int, user: User, name: str, *, locale: str = "en-US"
+    ) -> Interaction:
+        """``user`` right-clicks ``message`` > Apps > ``name``: INTERACTION_CREATE type 2
+        (APPLICATION_COMMAND) with ``data {type: 3, target_id, resolved.messages}``, as Discord
+        sends a message command. ``name`` may hold spaces and capitals (``"Delete reply"``)."""
+        target = self._message(message)
+        if target.deleted:
+            raise AssertionError(f"message {target.id} was deleted: nobody can right-click it")
+        if target.is_ephemeral:
+            raise AssertionError(f"message {target.id} is ephemeral: Apps are not offered on it")
+        channel = self.world.channels[target.channel_id]
+        interaction_id = self.world.snowflakes.next()
+        token = new_interaction_token()
+        payload, command_id = self._interactions.build_message_command(
+            interaction_id=interaction_id, token=token, target=target, user=user, name=name,
+            locale=locale,
+        )  # fmt: skip
+        interaction = Interaction(
+            id=interaction_id,
+            token=token,
+            type=INTERACTION_APPLICATION_COMMAND,
+            application_id=self.world.application_id,
+            channel=channel,
+            user=user,
+            guild_id=channel.guild_id,
+            command_name=name,
+            command_id=command_id,
+            payload=payload,
+            notifier=self.world.notifier,
+        )
+        return await self._dispatch_interaction(interaction)
+
+    async def edit_user_message(self, message: Message, content: str) -> Message:
+        """The user who wrote ``message`` edits it to ``content``: the bot gets MESSAGE_UPDATE
+        (with ``edited_timestamp``), as Discord sends it."""
+        if message.source != "user":
+            raise AssertionError("only a user's own message can be edited by a test user")
+        if message.deleted:
+            raise AssertionError(f"message {message.id} was deleted")
+        message.content = content
+        message.mention_ids = list(
+            dict.fromkeys(self.world.mentioned_ids(content) + message.mention_ids)
+        )
+        message.edits.append({"content": content})
+        message.edited_at = ids.utcnow()
+        self.world.changed()
+        await self.gateway.dispatch("MESSAGE_UPDATE", self.core.message_event(message))
+        return message
+
+    async def delete_user_message(self, message: Message) -> None:
+        """``message`` is deleted (by its author or a moderator): the bot gets MESSAGE_DELETE."""
+        if message.deleted:
+            raise AssertionError(f"message {message.id} was already deleted")
+        message.deleted = True
+        self.world.changed()
+        data: JSON = {"id": str(message.id), "channel_id": str(message.channel_id)}
+        if message.guild_id is not None:
+            data["guild_id"] = str(message.guild_id)
+        await self.gateway.dispatch("MESSAGE_DELETE", data)
 
     async def _interaction(
         self,

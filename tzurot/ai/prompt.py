@@ -6,6 +6,10 @@ message's card, then its prompt, are cut if they alone would not fit). Long-term
 next, within a quarter of the window: the facts about the user first (newest first), then the
 recalled memories (most similar first), each labelled with its date. History fills what is
 left, newest first, and is then put back in chronological order.
+
+Two variants: with `group_replies`, the replies other characters already gave to the same
+message (`following`) come after it, so this character answers with them in view; and for
+/chime-in there is no new message: the log ends with a note asking the character to join in.
 """
 
 from __future__ import annotations
@@ -102,14 +106,19 @@ def build_messages(
     images: Sequence[str] = (),
     facts: Sequence[str] = (),
     memories: Sequence[MemoryLine] = (),
+    following: Sequence[ChatTurn] = (),
+    chime_in: bool = False,
 ) -> list[ChatMessage]:
     count = count_tokens or litellm_token_counter(model)
     window = personality.context_window or DEFAULT_CONTEXT_WINDOW
     budget = window - reply_reserve(personality, reply_tokens)
 
-    current = ChatMessage(
-        role="user", content=_labelled(user_name, user_message), images=tuple(images)
-    )
+    if chime_in:
+        current = ChatMessage(role="user", content=_chime_in_note(personality))
+    else:
+        current = ChatMessage(
+            role="user", content=_labelled(user_name, user_message), images=tuple(images)
+        )
     remaining = budget - count(current.content) - 2 * MESSAGE_OVERHEAD_TOKENS
     context = _context(now, location, participants)
     system, system_tokens = _fit_system(personality, context, remaining, count)
@@ -121,8 +130,18 @@ def build_messages(
         system += "\n\n" + recalled
         remaining -= count(recalled) + 1
 
+    # The replies after the message are the newest turns: they go in first.
+    after, remaining = _fit_turns(following, personality, remaining, count)
+    kept, remaining = _fit_turns(history, personality, remaining, count)
+    return [ChatMessage(role="system", content=system), *kept, current, *after]
+
+
+def _fit_turns(
+    turns: Sequence[ChatTurn], personality: Personality, remaining: int, count: TokenCounter
+) -> tuple[list[ChatMessage], int]:
+    """The newest of `turns` that fit in `remaining` tokens, oldest first, and what is left."""
     kept: list[ChatMessage] = []
-    for turn in reversed(history):
+    for turn in reversed(turns):
         if not turn.content.strip():
             continue
         message = _turn_message(turn, personality)
@@ -132,7 +151,28 @@ def build_messages(
         kept.append(message)
         remaining -= cost
     kept.reverse()
-    return [ChatMessage(role="system", content=system), *kept, current]
+    return kept, remaining
+
+
+def split_at(history: Sequence[ChatTurn], at: datetime) -> tuple[list[ChatTurn], list[ChatTurn]]:
+    """(the turns up to `at`, the turns after it): for group_replies, the other characters'
+    replies to the message (written after it) follow it in the prompt."""
+    when = _aware(at)
+    before = [t for t in history if _aware(t.at) <= when]
+    after = [t for t in history if _aware(t.at) > when]
+    return before, after
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _chime_in_note(personality: Personality) -> str:
+    me = _name(personality.display_name)
+    return (
+        f"[Nobody has addressed {me} directly. {me} now joins the conversation above of their "
+        "own accord: reply to what was said most recently, in character, as one message.]"
+    )
 
 
 def _turn_message(turn: ChatTurn, personality: Personality) -> ChatMessage:

@@ -36,6 +36,17 @@ class HistorySource(Protocol):
 
     async def append(self, channel_id: str, turn: ChatTurn) -> None: ...
 
+    async def exchange_again(
+        self, channel_id: str, replaced: str, turn: ChatTurn, limit: int
+    ) -> list[ChatTurn]:
+        """For a reply replacing the reply of job `replaced` (Regenerate, an edited trigger):
+        the newest `limit` turns before `turn`, which is already stored; stores nothing."""
+        ...
+
+    async def replace(self, channel_id: str, replaced_message_id: str, turn: ChatTurn) -> bool:
+        """`turn` in the place of the turn with `replaced_message_id` (appended if gone)."""
+        ...
+
 
 class NoHistory:
     """A history source that keeps nothing (benchmarks of the bare pipeline)."""
@@ -45,3 +56,11 @@ class NoHistory:
 
     async def append(self, channel_id: str, turn: ChatTurn) -> None:
         return None
+
+    async def exchange_again(
+        self, channel_id: str, replaced: str, turn: ChatTurn, limit: int
+    ) -> list[ChatTurn]:
+        return []
+
+    async def replace(self, channel_id: str, replaced_message_id: str, turn: ChatTurn) -> bool:
+        return False

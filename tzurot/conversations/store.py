@@ -198,6 +198,45 @@ return restored
 """
 )
 
+# A turn in the place of another (a regenerated reply): the old one's time kept, or appended
+# when it is gone (left as it is when it is already there: a re-run). KEYS: order, turns,
+# active. ARGV: old entry, new entry, new score, turn JSON, cap, channel. Returns 1 if it
+# replaced a turn.
+_REPLACE = (
+    _TRIM
+    + """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local replaced = 0
+if score then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  replaced = 1
+elseif redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then
+  return 0
+else
+  score = ARGV[3]
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
+redis.call('ZADD', KEYS[1], score, ARGV[2])
+redis.call('ZADD', KEYS[3], 'GT', score, ARGV[6])
+trim(ARGV[5])
+return replaced
+"""
+)
+
+# Rewrites a stored turn, only if it is still there. KEYS: turns. ARGV: entry, turn JSON.
+_REWRITE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# KEYS: order, turns. ARGV: entry. Returns 1 if it was there.
+_DROP = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+return redis.call('HDEL', KEYS[2], ARGV[1])
+"""
+
 UNDO_SECONDS = TRANSCRIPT_UNDO.ttl_seconds or 24 * 3600
 
 
@@ -235,6 +274,9 @@ class TranscriptStore:
         self._forget = redis.register_script(_FORGET)
         self._clear_user = redis.register_script(_CLEAR_USER)
         self._undo = redis.register_script(_UNDO)
+        self._replace = redis.register_script(_REPLACE)
+        self._rewrite = redis.register_script(_REWRITE)
+        self._drop = redis.register_script(_DROP)
 
     async def append(self, channel_id: str, turn: ChatTurn) -> None:
         """Store a turn; a message id already stored in this channel is not stored again."""
@@ -261,6 +303,84 @@ class TranscriptStore:
             entry, turn.at.timestamp(), turn.model_dump_json(), self._max_turns, channel_id,
         ]  # fmt: skip
         return keys, args
+
+    # -- replies that replace others, edits and deletions ------------------------------------
+
+    async def exchange_again(
+        self, channel_id: str, replaced: str, turn: ChatTurn, limit: int
+    ) -> list[ChatTurn]:
+        """The history a new reply to an earlier turn reads (Regenerate, an edited trigger):
+        up to `limit` of the newest turns before the user's turn `turn` (before the reply
+        `reply:{replaced}` when the user's turn has no message id or is gone), without that
+        turn and that reply, oldest first. Nothing is stored: the user's turn is already there.
+        """
+        limit = max(min(limit, self._max_turns), 0)
+        if limit == 0:
+            return []
+        order, turns = _order_key(channel_id), _turns_key(channel_id)
+        old_entry = reply_entry(replaced)
+        user_entry = f"m:{turn.message_id}" if turn.message_id else None
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zscore(order, user_entry or old_entry)
+            pipe.zscore(order, old_entry)
+            user_score, reply_score = await pipe.execute()
+        cutoff = user_score if user_score is not None else reply_score
+        top: str | float = "+inf" if cutoff is None else float(cutoff)
+        # A few more than asked: the two left out, and a user turn without an id (see below).
+        newest: Any = await self._redis.zrevrangebyscore(order, top, "-inf", start=0,
+                                                         num=limit + 3)  # fmt: skip
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in newest]
+        ids = [i for i in ids if i not in (old_entry, user_entry)]
+        values = await self._redis.hmget(turns, ids) if ids else []
+        found = [
+            t for entry, raw in zip(ids, values, strict=True)
+            if (t := _parse(channel_id, entry, raw)) is not None
+        ]  # fmt: skip
+        if user_entry is None:
+            # /chat: the user's turn has no id; it is the newest of theirs saying the same.
+            same = next(
+                (t for t in found if t.role == "user" and t.user_id == turn.user_id
+                 and t.content == _storable(turn, self._max_chars).content),
+                None,
+            )  # fmt: skip
+            if same is not None:
+                found.remove(same)
+        return list(reversed(found[:limit]))
+
+    async def replace(self, channel_id: str, replaced_message_id: str, turn: ChatTurn) -> bool:
+        """Store `turn` in the place (and at the time) of the turn whose message id is
+        `replaced_message_id`; when that one is gone, `turn` is appended. True if replaced."""
+        turn = _storable(turn, self._max_chars)
+        entry = f"m:{turn.message_id}" if turn.message_id else f"u:{uuid.uuid4().hex}"
+        keys = [_order_key(channel_id), _turns_key(channel_id), ACTIVE_KEY]
+        args: list[str | float | int] = [
+            f"m:{replaced_message_id}", entry, turn.at.timestamp(), turn.model_dump_json(),
+            self._max_turns, channel_id,
+        ]  # fmt: skip
+        return bool(await self._replace(keys=keys, args=args))
+
+    async def turn(self, channel_id: str, message_id: str) -> ChatTurn | None:
+        """The stored turn with this message id, if any."""
+        entry = f"m:{message_id}"
+        raw = await self._redis.hget(_turns_key(channel_id), entry)
+        return _parse(channel_id, entry, raw)
+
+    async def edit(self, channel_id: str, message_id: str, content: str) -> bool:
+        """The turn with this message id now says `content` (its author edited it); False
+        when no such turn is stored."""
+        current = await self.turn(channel_id, message_id)
+        if current is None:
+            return False
+        edited = _storable(current.model_copy(update={"content": content}), self._max_chars)
+        keys = [_turns_key(channel_id)]
+        return bool(await self._rewrite(keys=keys, args=[f"m:{message_id}",
+                                                          edited.model_dump_json()]))  # fmt: skip
+
+    async def drop(self, channel_id: str, message_id: str) -> bool:
+        """Remove the turn with this message id (a deleted trigger; `reply:{job id}` for a
+        deleted reply); False when it was not there."""
+        keys = [_order_key(channel_id), _turns_key(channel_id)]
+        return bool(await self._drop(keys=keys, args=[f"m:{message_id}"]))
 
     async def recent(self, channel_id: str, limit: int) -> list[ChatTurn]:
         """Up to `limit` of the channel's newest turns, oldest first; unreadable ones skipped."""
@@ -360,6 +480,15 @@ class TranscriptStore:
                 await self._forget(keys=[ACTIVE_KEY], args=[channel, repr(cutoff)], client=pipe)
             forgotten: list[int] = await pipe.execute()
         return sum(dropped for dropped, _ in results), sum(forgotten)
+
+
+def reply_entry(job_id: str) -> str:
+    """The entry id of a reply's turn (the generator stores it as message id `reply:{job}`)."""
+    return f"m:{reply_message_id(job_id)}"
+
+
+def reply_message_id(job_id: str) -> str:
+    return f"reply:{job_id}"
 
 
 def retention_task(store: TranscriptStore, days: int) -> CronTask:

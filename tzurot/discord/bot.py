@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import datetime
 
 import hikari
 import lightbulb
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from tzurot.discord.attachments import attachment_refs
 from tzurot.discord.commands import CommandServices, register_commands
 from tzurot.discord.delivery.lanes import Lanes
+from tzurot.discord.delivery.live import LiveReplies
 from tzurot.discord.delivery.metrics import DeliveryMetrics
 from tzurot.discord.delivery.records import DeliveryRecords
 from tzurot.discord.delivery.runner import DeliveryRunner
@@ -25,7 +27,10 @@ from tzurot.discord.delivery.sender import ReplySender
 from tzurot.discord.delivery.webhooks import WebhookDirectory
 from tzurot.discord.interactions import InteractionTokens
 from tzurot.discord.interactions_router import InteractionRouter
+from tzurot.discord.message_events import MessageEvents
 from tzurot.discord.message_path import MessagePath
+from tzurot.discord.pluralkit import PluralKitApi, PluralKitSpeakers, reply_in_embeds
+from tzurot.discord.replies import Replies
 from tzurot.discord.services import Community
 from tzurot.discord.state import ConversationState
 from tzurot.discord.triggers import IncomingMessage, TriggerResolver
@@ -33,6 +38,7 @@ from tzurot.discord.typing import TypingBoard
 from tzurot.infra.identity import ProcessIdentity
 from tzurot.infra.secretbox import SecretBox
 from tzurot.jobs import JobQueue, ResultLog
+from tzurot.jobs.streams import ReplyStreams
 from tzurot.logs import get_logger
 from tzurot.moderation.gate import Gate
 
@@ -80,6 +86,8 @@ class DiscordFrontEnd:
         taking_longer_after: float,
         job_timeout: float,
         stall_seconds: float,
+        pluralkit_url: str = "",
+        pluralkit_grace: float = 1.5,
     ) -> None:
         self.bot = hikari.GatewayBot(
             token,
@@ -105,33 +113,54 @@ class DiscordFrontEnd:
         self.lanes = Lanes(redis, owner=identity.name)
         records = DeliveryRecords(redis)
         personalities = community.personalities
+        triggers = TriggerResolver(personalities, state, max_mentions=max_mentions,
+                                   activations=community.activations)  # fmt: skip
+        # PluralKit members speak through its webhooks (pluralkit.py); "" turns it off.
+        self.pluralkit = PluralKitSpeakers(
+            PluralKitApi(pluralkit_url, redis) if pluralkit_url else None, redis,
+            grace=pluralkit_grace,
+            could_trigger=lambda m: triggers.could_trigger(m, self._bot_user_id() or ""),
+        )  # fmt: skip
+        # (C) the 24 h record of each delivered reply: reply actions, edits and deletions.
+        self.replies = Replies(redis, transcripts=community.transcripts, memory=community.memory)
         self.path = MessagePath(
-            memory=community.memory,
+            memory=community.memory, replies=self.replies,
             personalities=personalities,
-            triggers=TriggerResolver(personalities, state, max_mentions=max_mentions,
-                                     activations=community.activations),
+            triggers=triggers, pluralkit=self.pluralkit, settings=community.resolver,
             jobs=jobs, lanes=self.lanes, records=records, typing=self.typing,
             interactions=self.interactions, state=state, sender=self.sender,
             job_timeout=job_timeout,
             gate=Gate(community.denylist, community.rate_limiter, owner_id=community.owner_id,
                       rest=rest),
         )  # fmt: skip
+        # Streamed replies are shown while they are written (delivery/live.py).
+        self.live = LiveReplies(
+            streams=ReplyStreams(redis), records=records, poster=self.path.poster,
+            target=self.path.target, visible=self.path.settled,
+        )  # fmt: skip
         self.delivery = DeliveryRunner(
             consumer=identity.name, results=results, jobs=jobs, lanes=self.lanes,
             records=records, post_reply=self.path.post_reply, settled=self.path.settled,
             is_alive=identity.is_alive, metrics=DeliveryMetrics(registry),
-            job_timeout=job_timeout, stall_seconds=stall_seconds,
+            job_timeout=job_timeout, stall_seconds=stall_seconds, live=self.live,
         )  # fmt: skip
         guilds = [dev_guild_id] if dev_guild_id else []
         self.commands = lightbulb.client_from_app(self.bot, default_enabled_guilds=guilds)
         self.router = InteractionRouter()
         register_commands(self.commands, CommandServices(community, self.path, self.router))
+        self.message_events = MessageEvents(
+            path=self.path, replies=self.replies, transcripts=community.transcripts,
+            resolver=community.resolver, personalities=personalities,
+        )  # fmt: skip
         self.ready = asyncio.Event()
         self._typing_task: asyncio.Task[None] | None = None
         self.bot.subscribe(hikari.StartedEvent, self._on_started)
         self.bot.subscribe(hikari.MessageCreateEvent, self._on_message)
+        self.bot.subscribe(hikari.GuildMessageDeleteEvent, self._on_deleted_for_pluralkit)
         self.bot.subscribe(hikari.GuildAvailableEvent, self._on_guild)
         self.bot.subscribe(hikari.InteractionCreateEvent, self.router.on_interaction)
+        self.bot.subscribe(hikari.MessageUpdateEvent, self._on_edited)  # (C)
+        self.bot.subscribe(hikari.MessageDeleteEvent, self._on_deleted)  # (C)
 
     async def start(self) -> None:
         try:
@@ -150,6 +179,7 @@ class DiscordFrontEnd:
 
     async def stop(self) -> None:
         await self.delivery.stop()
+        await self.pluralkit.close()
         if self._typing_task is not None:
             self._typing_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -208,15 +238,45 @@ class DiscordFrontEnd:
                 guild=event.guild.name, missing=", ".join(missing),
             )  # fmt: skip
 
+    async def _on_edited(self, event: hikari.MessageUpdateEvent) -> None:
+        """(C) A user edited a message: history, and maybe a regenerated reply."""
+        content = event.content
+        if event.is_bot is True or event.is_webhook is True or not isinstance(content, str):
+            return
+        edited_at = event.message.edited_timestamp
+        try:
+            await self.message_events.edited(
+                channel_id=str(event.channel_id), message_id=str(event.message_id),
+                content=content, edited_at=edited_at if isinstance(edited_at, datetime) else None,
+            )  # fmt: skip
+        except Exception:
+            log.exception("could not handle an edited message", message_id=str(event.message_id))
+
+    async def _on_deleted(self, event: hikari.MessageDeleteEvent) -> None:
+        """(C) A message was deleted: a user's turn leaves history (the replies stay)."""
+        try:
+            await self.message_events.deleted(
+                channel_id=str(event.channel_id), message_id=str(event.message_id)
+            )
+        except Exception:
+            log.exception("could not handle a deleted message", message_id=str(event.message_id))
+
     async def _on_message(self, event: hikari.MessageCreateEvent) -> None:
         me = self.bot.get_me()
         if me is None:
             return
         incoming = self._incoming(event, me)
         try:
+            if incoming.from_webhook:  # a PluralKit member's message speaks for its sender
+                app = str(event.message.application_id)
+                ours = app in {self.webhooks.application_id, str(me.id)}
+                incoming = await self.pluralkit.as_member(incoming, ours=ours)
             await self.path.on_message(incoming, str(me.id))
         except Exception:
             log.exception("could not handle a message", message_id=incoming.id)
+
+    async def _on_deleted_for_pluralkit(self, event: hikari.GuildMessageDeleteEvent) -> None:
+        self.pluralkit.deleted(str(event.message_id))
 
     def _incoming(self, event: hikari.MessageCreateEvent, me: hikari.OwnUser) -> IncomingMessage:
         message = event.message
@@ -230,6 +290,8 @@ class DiscordFrontEnd:
         member = message.member
         name = (member.display_name if member else None) or author.display_name or author.username
         replied = message.referenced_message
+        # A PluralKit repost quotes what it replies to (webhooks cannot reply): a character's.
+        quoted = reply_in_embeds(message) if message.webhook_id and not replied else None
         return IncomingMessage(
             id=str(message.id),
             channel_id=str(message.channel_id),
@@ -240,8 +302,9 @@ class DiscordFrontEnd:
             created_at=message.created_at,
             from_bot=author.is_bot,
             from_webhook=message.webhook_id is not None,
-            reply_to_id=str(replied.id) if replied else None,
-            reply_to_webhook=replied is not None and replied.webhook_id is not None,
+            reply_to_id=str(replied.id) if replied else quoted,
+            reply_to_webhook=(replied is not None and replied.webhook_id is not None)
+            or quoted is not None,
             thread_parent_id=parent_id,
             mentions_bot=me.id in (message.user_mentions_ids or ()),
             attachments=attachment_refs(message),

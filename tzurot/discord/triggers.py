@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,6 +40,9 @@ class IncomingMessage:
     thread_parent_id: str | None = None
     mentions_bot: bool = False
     attachments: tuple[AttachmentRef, ...] = ()
+    # A PluralKit member's message (its webhook's, the author its sender): the id of the
+    # sender's original message that PluralKit deleted and reposted (tzurot/discord/pluralkit.py).
+    proxy_of: str | None = None
 
     @property
     def is_dm(self) -> bool:
@@ -69,10 +72,21 @@ class TriggerResolver:
     async def resolve(self, message: IncomingMessage, bot_id: str) -> Trigger | None:
         if message.from_bot or message.from_webhook:
             return None  # never answer bots (or ourselves): no loops
+        return await self._resolve(message, bot_id, lambda p: visible_to(p, message.author_id))
 
+    async def could_trigger(self, message: IncomingMessage, bot_id: str) -> bool:
+        """Whether the message would be answered if a person wrote it, whoever they are
+        (private characters count): worth asking PluralKit about a webhook message."""
+        if message.is_dm:
+            return False
+        return await self._resolve(message, bot_id, lambda _p: True) is not None
+
+    async def _resolve(
+        self, message: IncomingMessage, bot_id: str, shown: Callable[[Personality], bool]
+    ) -> Trigger | None:
         async def visible_many(refs: Sequence[str]) -> dict[str, Personality]:
             found = await self._personalities.find_many(refs)
-            return {ref: p for ref, p in found.items() if visible_to(p, message.author_id)}
+            return {ref: p for ref, p in found.items() if shown(p)}
 
         async def visible(ref: str) -> Personality | None:
             return (await visible_many([ref])).get(ref)

@@ -134,6 +134,11 @@ LANE_LEASE = KeyFamily(
     "tzurot:lane-lease:{lane}", "discord.delivery", 15,
     meaning="the process posting in a lane right now (renewed while it posts)",
 )  # fmt: skip
+LANE_LAST = KeyFamily(
+    "tzurot:lane-last:{lane}", "discord.delivery", DAY,
+    meaning="the newest message a lane posted: a streamed message posted but never recorded "
+    "is looked for after it",
+)  # fmt: skip
 DELIVERY = KeyFamily(
     "tzurot:delivery:{job_id}", "discord.delivery", 7 * DAY,
     meaning="the one delivered record: chunks posted, the chunk in flight, attempts, outcome",
@@ -171,6 +176,44 @@ WEBHOOK = KeyFamily(
 NOTICE = KeyFamily(
     "tzurot:notice:{kind}:{channel_id}", "discord.delivery", DAY,
     meaning="a channel was told about a missing permission today",
+)  # fmt: skip
+REPLY = KeyFamily(
+    "tzurot:reply:{job_id}", "discord.replies", DAY,
+    meaning="a delivered reply: its messages, requester, trigger and what Inspect shows "
+    "(for Regenerate, Delete reply, View reasoning, Inspect)",
+)  # fmt: skip
+REPLY_MESSAGE = KeyFamily(
+    "tzurot:reply-message:{message_id}", "discord.replies", DAY,
+    meaning="the reply (job id) a posted message belongs to",
+)  # fmt: skip
+REPLY_TRIGGER = KeyFamily(
+    "tzurot:reply-trigger:{message_id}", "discord.replies", DAY,
+    meaning="the replies (a set of job ids) a user's message triggered (edits, deletions)",
+)  # fmt: skip
+REPLY_BUSY = KeyFamily(
+    "tzurot:reply-busy:{job_id}", "discord.replies", 15 * 60,
+    meaning="a Regenerate or Delete reply of this reply is under way (one at a time)",
+)  # fmt: skip
+PLURALKIT_MESSAGE = KeyFamily(
+    "tzurot:pk-message:{message_id}", "discord.pluralkit", HOUR,
+    meaning="PluralKit's answer for a message (webhook or original id): the member and sender "
+    "who proxied it, or that it was not proxied (kept 5 min)",
+)  # fmt: skip
+PLURALKIT_SYSTEM = KeyFamily(
+    "tzurot:pk-system:{user_id}", "discord.pluralkit", HOUR,
+    meaning="whether a Discord user has a PluralKit system (their messages are held briefly)",
+)  # fmt: skip
+PLURALKIT_CLAIM = KeyFamily(
+    "tzurot:pk-claim:{message_id}", "discord.pluralkit", 600,
+    meaning="an original message is answered once: by itself or by PluralKit's repost of it",
+)  # fmt: skip
+PLURALKIT_RATE = KeyFamily(
+    "tzurot:pk-rate:{{{scope}}}", "discord.pluralkit", 1,
+    meaning="requests to PluralKit's API in the current second, across processes",
+)  # fmt: skip
+PLURALKIT_PAUSE = KeyFamily(
+    "tzurot:pk-pause:{{{scope}}}", "discord.pluralkit", 60,
+    meaning="PluralKit answered 429: no process calls it until this expires (its retry_after)",
 )  # fmt: skip
 
 # -- users' own API keys (BYOK) ------------------------------------------------------------------
@@ -288,6 +331,10 @@ MEMORY_PENDING = KeyFamily(
     "attempt failed, re-queued every 10 minutes until they land (kept 7 days)",
     meaning="memory writes waiting to be tried again",
 )  # fmt: skip
+MEMORY_FORGOTTEN = KeyFamily(
+    "tzurot:memory-forgotten:{job_id}", "memory.service", 7 * DAY,
+    meaning="a reply deleted or replaced: its memory is forgotten and never written later",
+)  # fmt: skip
 MEDIA_CACHE = KeyFamily(
     "tzurot:media:{kind}:{digest}", "attachments", 30 * DAY,
     meaning="what an attachment said: an image's description or an audio transcript, by the "
@@ -298,13 +345,17 @@ OURS: tuple[KeyFamily, ...] = (
     CLAIM, RESULT, RESULTS_STREAM, STATS, STREAM, SIGNING_SECRET, CRON_TICK, PROCESS_LEASE,
     PERSONALITY, PERSONALITY_INDEX, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS, TRANSCRIPT_ACTIVE,
     PERSONALITY_META, AVATAR,
-    LANE, LANES, LANE_LEASE, DELIVERY, DELIVERY_FAILING, DELIVERY_LAST, INTERACTION, TYPING,
-    SAID_BY, DM_LAST, WEBHOOK, NOTICE,
+    LANE, LANES, LANE_LEASE, LANE_LAST, DELIVERY, DELIVERY_FAILING, DELIVERY_LAST,
+    INTERACTION, TYPING,
+    SAID_BY, DM_LAST, WEBHOOK, NOTICE, REPLY, REPLY_MESSAGE, REPLY_TRIGGER,
+    REPLY_BUSY,
+    PLURALKIT_MESSAGE, PLURALKIT_SYSTEM, PLURALKIT_CLAIM, PLURALKIT_RATE, PLURALKIT_PAUSE,
     DENYLIST, RATE_USER, RATE_CHANNEL, RATE_TOLD, ACTIVATIONS, TRANSCRIPT_UNDO,
     API_KEYS,
     PRESETS, SETTINGS_USER, SETTINGS_CHANNEL,
     MEMORY_VECTORS, MEMORY_SLOTS, MEMORY_RECORDS, MEMORY_ORDER, MEMORY_INFO, MEMORY_FREE,
     MEMORY_SCOPES, MEMORY_PREFS, FACTS, FACTS_DUE, MEMORY_PENDING, MEDIA_CACHE,
+    MEMORY_FORGOTTEN,
 )  # fmt: skip
 
 # -- SAQ's own keys (queue name "tzurot"; SAQ fixes the `saq:` prefix) ---------------------------

@@ -16,7 +16,9 @@ __all__ = ["CLAIM_SECONDS", "claim_keys"]
 
 def claim_keys(request: GenerationRequest) -> list[str]:
     keys = [CLAIM.key(request=f"request:{request.request_id}")]
-    if request.source_message_id is not None:
+    # A reply replacing another (Regenerate, an edited trigger) answers the same message again
+    # on purpose: its own request id (one per click or edit) is its guard.
+    if request.source_message_id is not None and request.regenerates is None:
         message = f"message:{request.source_message_id}:{request.personality_slug}"
         keys.append(CLAIM.key(request=message))
     return keys

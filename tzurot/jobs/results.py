@@ -122,7 +122,8 @@ class ResultLog:
         """A job began to stream its reply (tzurot/jobs/streams.py): delivery hears of it at
         once, to show the reply as it grows. Nobody waiting for the job is woken."""
         await self._redis.xadd(
-            RESULTS_STREAM.key(), {"job": job_id, "lane": lane}, minid=_stream_floor(),
+            RESULTS_STREAM.key(), {"job": job_id, "lane": lane, "streaming": "1"},
+            minid=_stream_floor(),
             approximate=True,
         )  # fmt: skip
 

@@ -26,7 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio import Redis
 
 from tzurot.ai.contracts import GenerationResult
-from tzurot.infra.keys import DAY, FACTS_DUE, HOUR, MEMORY_PENDING, MEMORY_PREFS, MEMORY_SCOPES
+from tzurot.infra.keys import (
+    DAY,
+    FACTS_DUE,
+    HOUR,
+    MEMORY_FORGOTTEN,
+    MEMORY_PENDING,
+    MEMORY_PREFS,
+    MEMORY_SCOPES,
+)
 from tzurot.infra.redis_client import as_text
 from tzurot.jobs.background import BackgroundJobs, TaskHandler, TaskRun, TaskSpec
 from tzurot.jobs.constants import JobPrefix
@@ -193,11 +201,14 @@ class MemoryService:
             await self._park(exchange.job_id, exchange.model_dump_json())
 
     async def remember(self, exchange: Exchange) -> MemoryRecord | None:
-        """Store the exchange (once). None when the user went incognito meanwhile."""
+        """Store the exchange (once). None when the user went incognito meanwhile, or when
+        its reply was deleted or replaced (`forget_reply`) before or while it was written."""
         if (await self.prefs(exchange.user_id)).incognito:
             return None
+        if await self.forgotten(exchange.job_id):
+            return None
         scope = MemoryScope(exchange.user_id, exchange.personality)
-        memory_id = "m-" + hashlib.sha256(exchange.job_id.encode()).hexdigest()[:24]
+        memory_id = memory_id_of(exchange.job_id)
         existing = await self._store.get(scope, memory_id)
         if existing is not None:
             return existing
@@ -211,9 +222,25 @@ class MemoryService:
             await self._reindex(scope)
             await self._store.add(scope, record, vector, model=self._embedder.name,
                                   cap=self.config.cap_per_scope)  # fmt: skip
+        if await self.forgotten(exchange.job_id):
+            # Forgotten while it was being written: forget_reply may have looked too early.
+            await self._store.delete(scope, memory_id)
+            return None
         await self._redis.sadd(MEMORY_SCOPES.key(user_id=exchange.user_id), exchange.personality)
         await self._facts_due(scope, exchange)
         return record
+
+    async def forget_reply(self, user_id: str, personality: str, job_id: str) -> bool:
+        """A reply was deleted or replaced: the memory of its exchange is removed, and never
+        written later (its write may still be queued, running or parked). True if a stored
+        memory was removed."""
+        await self._redis.set(MEMORY_FORGOTTEN.key(job_id=job_id), "1",
+                              ex=MEMORY_FORGOTTEN.ttl_seconds)  # fmt: skip
+        await self._redis.hdel(MEMORY_PENDING.key(), job_id)
+        return await self._store.delete(MemoryScope(user_id, personality), memory_id_of(job_id))
+
+    async def forgotten(self, job_id: str) -> bool:
+        return bool(await self._redis.exists(MEMORY_FORGOTTEN.key(job_id=job_id)))
 
     async def _reindex(self, scope: MemoryScope) -> None:
         """EMBEDDING_MODEL changed: the scope's memories are embedded again with the new one.
@@ -489,6 +516,11 @@ class MemoryService:
         await self._facts.put(scope, current.model_copy(update={"locked": locked}),
                               respect_lock=False)  # fmt: skip
         return True
+
+
+def memory_id_of(job_id: str) -> str:
+    """A reply's memory id: derived from its job id, so a write run twice stores one."""
+    return "m-" + hashlib.sha256(job_id.encode()).hexdigest()[:24]
 
 
 def _one_line(text: str) -> str:

@@ -57,7 +57,8 @@ class AdminStats:
         total = 0
         while total < _MAX_COUNTED:
             page: Any = await self._redis.xrange(key, min=start, count=_PAGE)
-            total += len(page)
+            # A reply that began to stream is announced too: only finished ones count.
+            total += sum(1 for _, fields in page if b"streaming" not in fields)
             if len(page) < _PAGE:
                 return total, False
             last = page[-1][0]

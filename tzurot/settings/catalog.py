@@ -125,7 +125,11 @@ SPECS: Mapping[str, SettingSpec] = {
         _spec("streaming", Kind.BOOL, "Replies appear while they are written"),
         _spec("voice_transcription", Kind.BOOL, "Voice messages are transcribed"),
         _spec("regenerate_on_edit", Kind.BOOL, "Editing a message regenerates the reply"),
-        _spec("group_replies", Kind.BOOL, "One reply to several quick messages"),
+        _spec(
+            "group_replies",
+            Kind.BOOL,
+            "Characters mentioned together answer in turn, each seeing the replies before it",
+        ),
     )
 }
 SETTING_KEYS: tuple[str, ...] = tuple(SPECS)

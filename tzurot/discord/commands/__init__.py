@@ -15,12 +15,14 @@ from tzurot.discord.commands import (
     channel_settings,
     character,
     chat,
+    chime_in,
     deny,
     help,
     history,
     memory,
     models,
     preset,
+    reply_actions,
 )
 from tzurot.discord.commands import channel as channel_commands
 from tzurot.discord.commands import settings as settings_commands
@@ -29,12 +31,13 @@ from tzurot.discord.commands.common import CommandServices, Personalities
 
 def register_commands(client: lightbulb.Client, services: CommandServices) -> None:
     known = Personalities(services.personalities)
-    for group in (chat, character, history, memory, help):
+    for group in (chat, chime_in, character, history, memory, help):
         group.register(client, services, known)
     for module in (preset, models):
         module.register(client, services, known)
     for community_module in (admin, deny):
         community_module.register(client, services, known)
+    reply_actions.register(client, services, known)  # message commands (right-click > Apps)
 
     channel_group = lightbulb.Group("channel", "Characters and settings of this channel")
     settings_group = lightbulb.Group("settings", "Your settings, and your own API keys")

@@ -25,6 +25,7 @@ UNKNOWN_MESSAGE = 10008
 UNKNOWN_WEBHOOK = 10015
 UNKNOWN_INTERACTION = 10062
 MISSING_ACCESS = 50001
+CANNOT_EDIT_OTHERS = 50005
 CANNOT_DM = 50007
 MISSING_PERMISSIONS = 50013
 INVALID_FORM_BODY = 50035
@@ -68,6 +69,10 @@ def _client_error(exc: hikari.ClientHTTPResponseError) -> DeliveryError:
         return DeliveryError(True, "unknown_webhook", status, code)
     if code == UNKNOWN_INTERACTION:
         return DeliveryError(True, "interaction_expired", status, code)
+    if code == UNKNOWN_MESSAGE:
+        return DeliveryError(True, "unknown_message", status, code)
+    if code == CANNOT_EDIT_OTHERS:
+        return DeliveryError(True, "not_author", status, code)
     if code == UNKNOWN_CHANNEL:
         return DeliveryError(True, "unknown_channel", status, code)
     if code == CANNOT_DM:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tzurot.ai.contracts import GenerationFailure, GenerationResult
+from tzurot.discord.delivery.splitting import split_message
 
 BOT_SUFFIX = ""  # appended to webhook usernames if a deployment wants to mark them as bots
 MAX_USERNAME = 80
@@ -38,3 +39,12 @@ def webhook_username(display_name: str) -> str:
 def bot_prefix(display_name: str) -> str:
     """What starts a reply the bot posts as itself (DMs, or no webhook): who is speaking."""
     return f"**{display_name}:** "
+
+
+MESSAGE_LIMIT = 2000
+
+
+def reply_chunks(text: str, display_name: str) -> list[str]:
+    """The messages a reply's text is posted as. Room is left for the name in front, so every
+    chunk also fits when posted as the bot itself; a streamed reply is laid out the same way."""
+    return split_message(text, limit=MESSAGE_LIMIT - len(bot_prefix(display_name)))

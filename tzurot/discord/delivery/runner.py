@@ -14,6 +14,11 @@ acknowledged once its job is delivered or given up; until then it stays pending 
 
 Transient Discord failures (429, 5xx, network) are retried with backoff inside the lane; a
 permanent refusal (403, unknown channel, ...) is recorded against the job and the lane moves on.
+
+A streamed reply announces itself on the same stream when its first text is written (a second
+entry for its job; the older entry is acknowledged when the newer one is read): the lease holder
+of its lane follows the text live (live.py) while its head has no result, then posts it as any
+other reply, the final pass editing the streamed messages to their final text.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from enum import Enum
 from tzurot.ai.contracts import GenerationFailure, GenerationResult, new_reference_id
 from tzurot.discord.delivery.errors import DeliveryError
 from tzurot.discord.delivery.lanes import Head, Lanes, Ticket
+from tzurot.discord.delivery.live import LiveReplies
 from tzurot.discord.delivery.metrics import DeliveryMetrics
 from tzurot.discord.delivery.records import DeliveryRecord, DeliveryRecords
 from tzurot.jobs import JobQueue, ResultLog, StreamEntry
@@ -47,6 +53,8 @@ _BACKOFF_FIRST, _BACKOFF_MAX, _GIVE_UP_SECONDS = 1.0, 60.0, 3600.0
 _STOP_WAIT_SECONDS = 10.0
 # A lane's lease lasts 15 s; it is renewed this often while a reply is being posted.
 _LEASE_RENEW_SECONDS = 5.0
+# A head announced as streaming whose stream is not there yet is looked at again this soon.
+_SOON_SECONDS = 0.25
 
 PostReply = Callable[
     [Ticket, GenerationResult | None, GenerationFailure | None, DeliveryRecord], Awaitable[None]
@@ -84,8 +92,12 @@ class DeliveryRunner:
         metrics: DeliveryMetrics,
         job_timeout: float,
         stall_seconds: float,
+        live: LiveReplies | None = None,
     ) -> None:
         self.consumer = consumer
+        self._live = live
+        # Jobs being followed live: set when an entry for the job comes in (its result may).
+        self._wakes: dict[str, asyncio.Event] = {}
         self._results = results
         self._jobs = jobs
         self._lanes = lanes
@@ -158,7 +170,19 @@ class DeliveryRunner:
             if not entry.job_id or not entry.lane:
                 orphans.append(entry.entry_id)
                 continue
-            self._waiting[entry.lane][entry.job_id] = entry.entry_id
+            waiting = self._waiting[entry.lane]
+            older = waiting.get(entry.job_id)
+            if older is not None and older != entry.entry_id:
+                # A job's second entry (it streamed, then finished): one pending entry is
+                # enough; the newer one stays.
+                newer, older = sorted((older, entry.entry_id), key=_entry_order, reverse=True)
+                orphans.append(older)
+                waiting[entry.job_id] = newer
+            else:
+                waiting[entry.job_id] = entry.entry_id
+            wake = self._wakes.get(entry.job_id)
+            if wake is not None:
+                wake.set()
             self.kick(entry.lane)
         if orphans:
             task = asyncio.create_task(self._results.ack(GROUP, *orphans))
@@ -243,14 +267,65 @@ class DeliveryRunner:
             wait = record.next_at - time.time()
             if wait > 0:
                 return _Outcome(_Step.WAIT, wait)
+            streaming = False
+            if self._live is None:
+                result = await self._jobs.result(ticket.job_id)
+            else:  # both at once: a streamed reply's first text is waited for by a person
+                result, streaming = await asyncio.gather(
+                    self._jobs.result(ticket.job_id), self._live.exists(ticket.job_id)
+                )
+            failure = None
+            if result is None and streaming:
+                # Still being written: shown as it grows (a lost job is noticed meanwhile).
+                result, failure = await self._follow(ticket)
+                if result is None and failure is None:
+                    return _Outcome(_Step.WAIT, _SOON_SECONDS)
+            elif result is None:
+                result, failure = await self._finished_since_or_lost(ticket)
+                if result is None and failure is None:
+                    return _Outcome(_Step.WAIT, self._look_again_in(ticket))
+            record = await self._records.begin(ticket.job_id)
+            outcome = await self._post(ticket, result, failure, record)
+            if self._live is not None and outcome.step is _Step.DONE:
+                await self._live.discard(ticket.job_id)
+            return outcome
+
+    def _look_again_in(self, ticket: Ticket) -> float:
+        """A head without a result or a stream: an entry read for it says it streams (its
+        stream is on the way), else the backstop look."""
+        if self._live is not None and ticket.job_id in self._waiting.get(ticket.lane, {}):
+            return _SOON_SECONDS
+        return _LOOK_AGAIN_SECONDS
+
+    async def _follow(
+        self, ticket: Ticket
+    ) -> tuple[GenerationResult | None, GenerationFailure | None]:
+        """Show the head's reply live until its job is done; then its result (or why it has
+        none). (None, None) when this process let go first (stopping, or the lease lost)."""
+        assert self._live is not None
+        found: list[tuple[GenerationResult | None, GenerationFailure | None]] = []
+
+        async def finished() -> bool:
             result = await self._jobs.result(ticket.job_id)
             failure = None
             if result is None:
                 result, failure = await self._finished_since_or_lost(ticket)
-                if result is None and failure is None:
-                    return _Outcome(_Step.WAIT)  # still being generated
-            record = await self._records.begin(ticket.job_id)
-            return await self._post(ticket, result, failure, record)
+            if result is None and failure is None:
+                return False
+            found.append((result, failure))
+            return True
+
+        wake = self._wakes.setdefault(ticket.job_id, asyncio.Event())
+        try:
+            async with self._keeping_lease(ticket.lane) as lost:
+                done = await self._live.follow(
+                    ticket, finished=finished, wake=wake,
+                    stop=lambda: lost.is_set() or self._stopping.is_set(),
+                )  # fmt: skip
+        finally:
+            if self._wakes.get(ticket.job_id) is wake:
+                del self._wakes[ticket.job_id]
+        return found[-1] if done and found else (None, None)
 
     async def _finished_since_or_lost(
         self, ticket: Ticket
@@ -295,20 +370,26 @@ class DeliveryRunner:
         return _Outcome(_Step.DONE)
 
     @contextlib.asynccontextmanager
-    async def _keeping_lease(self, lane: str) -> AsyncIterator[None]:
+    async def _keeping_lease(self, lane: str) -> AsyncIterator[asyncio.Event]:
         """Renew the lane's lease while a reply is posted: a long reply held up by rate limits
-        must not lose the lane to another process halfway (it would post the rest again)."""
+        must not lose the lane to another process halfway (it would post the rest again).
+        The event yielded is set if the lease is lost all the same."""
+        lost = asyncio.Event()
 
         async def keep() -> None:
             while True:
                 await asyncio.sleep(_LEASE_RENEW_SECONDS)
-                if not await self._lanes.renew(lane):
+                renewed = False
+                with contextlib.suppress(Exception):
+                    renewed = await self._lanes.renew(lane)
+                if not renewed:
                     log.warning("lost a lane's lease while posting in it")
+                    lost.set()
                     return
 
         keeper = asyncio.create_task(keep(), name=f"lane-lease:{lane}")
         try:
-            yield
+            yield lost
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -401,6 +482,11 @@ class DeliveryRunner:
         unread_ms = await self._results.oldest_unread_ms(GROUP)
         waits = [t for t in (failing, unread_ms / 1000 if unread_ms else None) if t is not None]
         return bool(waits) and now - min(waits) >= self._stall_seconds
+
+
+def _entry_order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms or 0), int(seq or 0)
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

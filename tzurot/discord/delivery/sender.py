@@ -50,6 +50,19 @@ class Target:
         return self.thread_id or self.channel_id
 
 
+# What Discord answers about a message that is no longer there to edit or delete.
+_GONE = frozenset({"unknown_message", "unknown_webhook", "not_author", "message_gone"})
+
+
+async def _gone_if_unknown(call: Awaitable[None]) -> None:
+    try:
+        await call
+    except DeliveryError as error:
+        if error.category in _GONE:
+            raise DeliveryError(True, "message_gone", error.status, error.code) from None
+        raise
+
+
 async def discord_call(call: Callable[[], Awaitable[T]]) -> T:
     """Run one REST call; any failure comes out classified, hikari's exception dropped."""
     try:
@@ -182,6 +195,156 @@ class ReplySender:
         except DeliveryError as error:
             log.info("could not delete a notice", channel_id=channel_id, error=str(error))
 
+    # -- a posted reply message, edited or removed (streaming, Regenerate) ---------------------
+
+    async def edit(
+        self, target: Target, speaker: Speaker, message_id: str, chunk: str, *, index: int
+    ) -> None:
+        """Make reply message `message_id` (chunk `index` of its reply) read `chunk`. A message
+        that can no longer be edited (deleted, or posted by a webhook that is gone) raises the
+        permanent DeliveryError `message_gone`."""
+        if target.kind == "interaction":
+            await _gone_if_unknown(self._edit_interaction(target, message_id, chunk, index=index))
+        elif target.kind == "dm":
+            await _gone_if_unknown(
+                self._edit_as_bot(target, message_id, bot_prefix(speaker.display_name) + chunk)
+            )
+        else:
+            await self._edit_in_channel(target, speaker, message_id, chunk)
+
+    async def _edit_in_channel(
+        self, target: Target, speaker: Speaker, message_id: str, chunk: str
+    ) -> None:
+        webhook = await discord_call(partial(self._webhooks.get, target.channel_id))
+        if webhook is not None:
+            webhook_id, token = webhook
+            thread = hikari.Snowflake(target.thread_id) if target.thread_id else hikari.UNDEFINED
+            try:
+                await discord_call(
+                    lambda: self._rest.edit_webhook_message(
+                        hikari.Snowflake(webhook_id), token, hikari.Snowflake(message_id), chunk,
+                        thread=thread,
+                        mentions_everyone=False, user_mentions=False, role_mentions=False,
+                    )
+                )  # fmt: skip
+                return
+            except DeliveryError as error:
+                if error.category not in _GONE:
+                    raise
+                if error.category == "unknown_webhook":
+                    await self._webhooks.forget(target.channel_id)
+                # Posted as the bot itself (no webhook back then), or by a webhook since
+                # deleted: the bot's own edit is the one left to try.
+        prefixed = bot_prefix(speaker.display_name) + chunk
+        await _gone_if_unknown(self._edit_as_bot(target, message_id, prefixed))
+
+    async def _edit_as_bot(self, target: Target, message_id: str, content: str) -> None:
+        await discord_call(
+            lambda: self._rest.edit_message(
+                hikari.Snowflake(target.post_channel_id), hikari.Snowflake(message_id), content,
+                mentions_everyone=False, user_mentions=False, role_mentions=False,
+            )
+        )  # fmt: skip
+
+    async def _edit_interaction(
+        self, target: Target, message_id: str, chunk: str, *, index: int
+    ) -> None:
+        if not target.interaction_token or not target.application_id:
+            raise DeliveryError(True, "interaction_expired")
+        app, token = hikari.Snowflake(target.application_id), target.interaction_token
+        if index == 0:
+            await discord_call(
+                lambda: self._rest.edit_interaction_response(
+                    app, token, chunk,
+                    mentions_everyone=False, user_mentions=False, role_mentions=False,
+                )
+            )  # fmt: skip
+            return
+        await discord_call(
+            lambda: self._rest.edit_webhook_message(
+                app, token, hikari.Snowflake(message_id), chunk,
+                mentions_everyone=False, user_mentions=False, role_mentions=False,
+            )
+        )  # fmt: skip
+
+    async def remove(self, target: Target, message_id: str, *, index: int) -> None:
+        """Delete reply message `message_id` (chunk `index`); one already gone is fine."""
+        try:
+            if target.kind == "interaction":
+                await self._remove_interaction(target, message_id, index=index)
+            elif target.kind == "channel":
+                await self._remove_in_channel(target, message_id)
+            else:
+                await self._remove_as_bot(target, message_id)
+        except DeliveryError as error:
+            if error.category not in _GONE:
+                raise
+
+    async def _remove_in_channel(self, target: Target, message_id: str) -> None:
+        webhook = await discord_call(partial(self._webhooks.get, target.channel_id))
+        if webhook is not None:
+            webhook_id, token = webhook
+            thread = hikari.Snowflake(target.thread_id) if target.thread_id else hikari.UNDEFINED
+            try:
+                await discord_call(
+                    lambda: self._rest.delete_webhook_message(
+                        hikari.Snowflake(webhook_id), token, hikari.Snowflake(message_id),
+                        thread=thread,
+                    )
+                )  # fmt: skip
+                return
+            except DeliveryError as error:
+                if error.category not in _GONE:
+                    raise
+        await self._remove_as_bot(target, message_id)
+
+    async def _remove_as_bot(self, target: Target, message_id: str) -> None:
+        await discord_call(
+            lambda: self._rest.delete_message(
+                hikari.Snowflake(target.post_channel_id), hikari.Snowflake(message_id)
+            )
+        )
+
+    async def _remove_interaction(self, target: Target, message_id: str, *, index: int) -> None:
+        if not target.interaction_token or not target.application_id:
+            raise DeliveryError(True, "interaction_expired")
+        app, token = hikari.Snowflake(target.application_id), target.interaction_token
+        if index == 0:
+            await discord_call(lambda: self._rest.delete_interaction_response(app, token))
+        else:
+            await discord_call(
+                lambda: self._rest.delete_webhook_message(app, token, hikari.Snowflake(message_id))
+            )
+
+    async def find_own(self, target: Target, speaker: Speaker, *, after: str | None) -> str | None:
+        """The first message after `after` that this reply's speaker posted here, whatever it
+        says: a streamed message posted but never recorded (its text was provisional)."""
+        if target.kind == "interaction" and target.application_id is None:
+            return None
+        senders = {target.application_id} if target.kind == "interaction" else set()
+        if target.kind == "channel":
+            cached = await discord_call(partial(self._webhooks.get, target.channel_id))
+            if cached is not None:
+                senders.add(cached[0])
+        username = webhook_username(speaker.display_name)
+        prefix = bot_prefix(speaker.display_name)
+        own_id = self._bot_user_id()
+        after_id = hikari.Snowflake(after) if after else hikari.Snowflake.min()
+        channel = hikari.Snowflake(target.post_channel_id)
+        messages = await discord_call(
+            lambda: self._rest.fetch_messages(channel, after=after_id).limit(_LOOK_BACK)
+        )
+        anyone = target.kind == "interaction"  # an interaction's messages are all this reply's
+        for message in sorted(messages, key=lambda m: int(m.id)):
+            sender = str(message.webhook_id) if message.webhook_id else None
+            by_webhook = sender is not None and sender in senders
+            by_bot = sender is None and own_id is not None and str(message.author.id) == own_id
+            if (by_webhook and (anyone or message.author.username == username)) or (
+                by_bot and (anyone or (message.content or "").startswith(prefix))
+            ):
+                return str(message.id)
+        return None
+
     async def find_posted(
         self, target: Target, speaker: Speaker, chunk: str, *, after: str | None
     ) -> str | None:
@@ -192,7 +355,7 @@ class ReplySender:
         wanted = {chunk, bot_prefix(speaker.display_name) + chunk}
         senders = {target.application_id} if target.kind == "interaction" else set()
         if target.kind != "interaction":
-            cached = await self._webhooks.get(target.channel_id)
+            cached = await discord_call(partial(self._webhooks.get, target.channel_id))
             if cached is not None:
                 senders.add(cached[0])
         own_id = self._bot_user_id()
