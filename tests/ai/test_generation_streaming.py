@@ -56,10 +56,17 @@ class FakeStreams:
         self.log: list[tuple[str, str]] = []
         self.writers: list[tuple[str, str]] = []
         self.fail_on = fail_on
+        self.prefilling: set[str] = set()
 
     def writer(self, job_id: str, lane: str) -> FakeWriter:
         self.writers.append((job_id, lane))
         return FakeWriter(self.log, self.fail_on)
+
+    async def prefills_thinking(self, model: str) -> bool:
+        return model in self.prefilling
+
+    async def note_prefilled_thinking(self, model: str) -> None:
+        self.prefilling.add(model)
 
     @property
     def shown(self) -> list[str]:

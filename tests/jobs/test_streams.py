@@ -122,3 +122,16 @@ async def test_a_blocking_read_waits_for_the_first_piece(redis_client: Redis) ->
     assert fold("", pieces)[0] == "Hi"
     await streams.discard("llm-7")
     assert not await streams.exists("llm-7")
+
+
+async def test_a_model_that_prefills_thinking_is_known_to_every_process(
+    redis_client: Redis, redis_url: str
+) -> None:
+    other = Redis.from_url(redis_url)
+    try:
+        assert not await ReplyStreams(other).prefills_thinking("openai/r1-distill")
+        await ReplyStreams(redis_client).note_prefilled_thinking("openai/r1-distill")
+        assert await ReplyStreams(other).prefills_thinking("openai/r1-distill")
+        assert not await ReplyStreams(other).prefills_thinking("openai/gpt-4o")
+    finally:
+        await other.aclose()

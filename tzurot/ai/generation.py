@@ -89,6 +89,8 @@ class ReplyStreams(Protocol):
     """Where replies stream to while they are written (tzurot/jobs/streams.py)."""
 
     def writer(self, job_id: str, lane: str) -> ReplyStreamWriter: ...
+    async def prefills_thinking(self, model: str) -> bool: ...
+    async def note_prefilled_thinking(self, model: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,6 @@ class Generator:
         With `streams`, a reply to be delivered streams there while it is written (when the
         `streaming` setting is on)."""
         self._streams = streams
-        # Models seen pre-filling `<think>` (a reply that only closed it): their replies are
-        # hidden while they stream until the closing tag (see thinking.streamable).
-        self._prefilled: set[str] = set()
         self._after = after
         self._model = model
         self._history = history
@@ -270,8 +269,10 @@ class Generator:
         latency_ms = round((time.monotonic() - started) * 1000)
         if live is not None:
             await live.finished()
-            if prefilled_thinking(live.raw) and len(self._prefilled) < 1000:
-                self._prefilled.add(target.model)
+            if prefilled_thinking(live.raw) and self._streams is not None:
+                # Its replies are hidden while they stream until the closing tag, from now on
+                # and on every process (see thinking.streamable).
+                await self._streams.note_prefilled_thinking(target.model)
         await progress(Progress.DONE)
         if request.channel_id is not None:
             reply_turn = ChatTurn(
@@ -357,7 +358,7 @@ class Generator:
         if self._streams is None or request.delivery is None or not flags["streaming"]:
             return None
         writer = self._streams.writer(job_id, request.delivery.lane)
-        live = _LiveReply(writer, prefilled=model in self._prefilled)
+        live = _LiveReply(writer, prefilled=await self._streams.prefills_thinking(model))
         await live.start()
         return live
 

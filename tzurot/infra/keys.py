@@ -66,6 +66,11 @@ DONE_CHANNEL = KeyFamily(
     "tzurot:done", "jobs", None, bounded_by="a pub/sub channel, not a key",
     meaning="one message per finished job: wakes waiters",
 )  # fmt: skip
+PREFILLED_THINKING = KeyFamily(
+    "tzurot:prefilled-thinking", "jobs.streams", 30 * DAY,
+    meaning="models seen pre-filling <think> (a reply that only closed it): their streamed "
+    "replies stay hidden until the closing tag; one set, as large as the models in use",
+)  # fmt: skip
 STATS = KeyFamily("tzurot:stats", "jobs", None, bounded_by="one hash, one field per status")
 STREAM = KeyFamily(
     "tzurot:stream:{job_id}", "jobs.streams", HOUR,
@@ -342,7 +347,8 @@ MEDIA_CACHE = KeyFamily(
 )  # fmt: skip
 
 OURS: tuple[KeyFamily, ...] = (
-    CLAIM, RESULT, RESULTS_STREAM, STATS, STREAM, SIGNING_SECRET, CRON_TICK, PROCESS_LEASE,
+    CLAIM, RESULT, RESULTS_STREAM, STATS, STREAM, PREFILLED_THINKING, SIGNING_SECRET, CRON_TICK,
+    PROCESS_LEASE,
     PERSONALITY, PERSONALITY_INDEX, TRANSCRIPT_ORDER, TRANSCRIPT_TURNS, TRANSCRIPT_ACTIVE,
     PERSONALITY_META, AVATAR,
     LANE, LANES, LANE_LEASE, LANE_LAST, DELIVERY, DELIVERY_FAILING, DELIVERY_LAST,
