@@ -94,3 +94,10 @@ def test_keys_accept_any_string_of_32_characters() -> None:
     assert settings.job_signing_key is not None
     with pytest.raises(ConfigError, match="ENCRYPTION_KEY"):
         load_settings(_env_file=None, components="api", encryption_key="too short")
+
+
+def test_pluralkit_can_be_turned_off_and_a_bad_url_is_named() -> None:
+    assert load_settings(_env_file=None).pluralkit_api_url == "https://api.pluralkit.me/v2"
+    assert load_settings(_env_file=None, pluralkit_api_url="off").pluralkit_api_url == ""
+    with pytest.raises(ConfigError, match="PLURALKIT_API_URL"):
+        load_settings(_env_file=None, pluralkit_api_url="ftp://example.org")

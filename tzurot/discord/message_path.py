@@ -451,7 +451,9 @@ async def help_text(personalities: PersonalityDirectory) -> str:
     return (
         "Hi! I host AI characters. Talk to one by writing `@Name` in a message, reply to "
         "one of their messages to keep going, or DM me after talking to one. "
-        f"`/chat` works too.\nCharacters here: {listed}\n"
+        f"`/chat` works too, and `/chime-in` has one join the conversation.\n"
+        f"Characters here: {listed}\n"
+        "Right-click a reply > Apps to regenerate, delete or inspect it. "
         "Make your own with `/character create`, tune replies with `/settings` and `/preset`, "
         "bring your own API key with `/settings apikey set`, and forget what you said with "
         "`/history clear`. Moderators: `/channel activate` makes a character answer a whole "
