@@ -231,6 +231,7 @@ async def run(args: argparse.Namespace, rows: list[Row], notes: list[str]) -> No
                 redis.url, fake.base_url, personalities,
                 COMPONENTS="discord,api,worker", DISCORD_TOKEN=emu.token,
                 DISCORD_REST_URL=emu.rest_url, DISCORD_DEV_GUILD_ID=str(emu.guild.id),
+                PLURALKIT_API_URL=emu.pluralkit.url,
                 WORKER_CONCURRENCY=str(max(args.channels * 2, 10)), LOG_LEVEL="INFO",
                 SHUTDOWN_GRACE_PERIOD="5", PROCESS_NAME="bench-streaming",
                 RATE_LIMIT_USER_PER_MINUTE="0", RATE_LIMIT_CHANNEL_PER_MINUTE="0",

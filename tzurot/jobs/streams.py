@@ -11,7 +11,7 @@ reads the stream from the start. Pieces, folded in order (`fold`):
     restart  the text starts over (empty)
     end      the attempt finished: its result is recorded next
 
-Writes are coalesced: one in flight, and one per `FLUSH_SECONDS` at most. A long reply's stream is
+Writes are coalesced to one XADD per `FLUSH_SECONDS` at most. A long reply's stream is
 compacted (one `replace`, older entries trimmed) so it never holds more than about
 `COMPACT_AFTER` entries. The stream expires an hour after its last write and is deleted once
 its reply is delivered.
@@ -30,9 +30,6 @@ from redis.asyncio import Redis
 
 from tzurot.infra.keys import PREFILLED_THINKING, STREAM
 from tzurot.infra.redis_client import as_text
-from tzurot.logs import get_logger
-
-log = get_logger(__name__)
 
 PieceKind = Literal["text", "replace", "restart", "end"]
 _KINDS: frozenset[str] = frozenset(("text", "replace", "restart", "end"))
@@ -106,9 +103,8 @@ class ReplyStreams:
 
 
 class ReplyStreamWriter:
-    """Writes one attempt's visible text. `show()` may be called for every token and never
-    waits for Redis: a flusher task writes the newest text, one write in flight at a time and
-    at most one every FLUSH_SECONDS, so under load many tokens share a write."""
+    """Writes one attempt's visible text. `show()` may be called for every token: the text is
+    written at most every FLUSH_SECONDS (the newest text wins), and once more by `end()`."""
 
     def __init__(self, redis: Redis, job_id: str, lane: str, announce: Announce | None) -> None:
         self._redis = redis
@@ -121,46 +117,44 @@ class ReplyStreamWriter:
         self._fresh = True  # nothing written by this attempt yet: its first write replaces
         self._since_replace = 0
         self._last_write = 0.0
-        self._flusher: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
 
     async def restart(self) -> None:
         """An attempt begins: whatever an earlier attempt (or run) wrote is void. Nothing is
         written until this attempt has text; its first write replaces the old text."""
-        await self._settle()
+        self._cancel_timer()
         self._written = self._latest = ""
         self._fresh = True
 
     async def show(self, visible: str) -> None:
         self._latest = visible
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_while_behind(), name="stream-flush")
+        wait = self._last_write + FLUSH_SECONDS - time.monotonic()
+        if wait <= 0:
+            await self._flush()
+        elif self._timer is None or self._timer.done():
+            self._timer = asyncio.create_task(self._flush_after(wait), name="stream-flush")
 
     async def end(self) -> None:
-        await self._settle()
+        self._cancel_timer()
         await self._flush()
         await self._write("end", "")
 
     async def close(self) -> None:
-        await self._settle()
+        self._cancel_timer()
         await self._flush()
 
-    async def _settle(self) -> None:
-        """Let the flusher finish its write (never cut off: a write stopped halfway might be
-        in the stream without `_written` knowing it, and the next piece would repeat it)."""
-        flusher, self._flusher = self._flusher, None
-        if flusher is not None:
-            await asyncio.wait({flusher})
+    async def _flush_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        # From here on it is not cancelled: a write cut off halfway might be in the stream
+        # without `_written` knowing it, and the next piece would repeat its text.
+        self._timer = None
+        await self._flush()
 
-    async def _flush_while_behind(self) -> None:
-        try:
-            while self._latest and (self._latest != self._written or self._fresh):
-                wait = self._last_write + FLUSH_SECONDS - time.monotonic()
-                if wait > 0 and not self._fresh:
-                    await asyncio.sleep(wait)
-                await self._flush()
-        except Exception as error:  # the reply goes on; delivery shows it when it is done
-            log.warning("could not write a reply stream", error=type(error).__name__)
+    def _cancel_timer(self) -> None:
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+        self._timer = None
 
     async def _flush(self) -> None:
         async with self._lock:
@@ -171,7 +165,7 @@ class ReplyStreamWriter:
             if (
                 first
                 or not latest.startswith(self._written)
-                or self._since_replace >= COMPACT_AFTER
+                or (self._since_replace >= COMPACT_AFTER)
             ):
                 await self._write("replace", latest)
             else:
