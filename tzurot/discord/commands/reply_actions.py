@@ -66,6 +66,12 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
     def requester(record: ReplyRecord) -> str:
         return f"<@{record.requester_id}>"
 
+    def only_they_may(verb: str, record: ReplyRecord) -> str:
+        return (
+            f"Only {requester(record)} (whose message this answers), "
+            f"**{record.personality_name}**'s owner or a moderator can {verb} this reply."
+        )
+
     @client.register()
     class Regenerate(lightbulb.MessageCommand, name=REGENERATE):
         @lightbulb.invoke
@@ -74,12 +80,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             if record is None:
                 return
             if not await may_change(ctx, record):
-                await ctx.edit_response(
-                    -1,
-                    f"Only {requester(record)} (whose message this answers), "
-                    f"**{record.personality_name}**'s owner or a moderator can regenerate "
-                    "this reply.",
-                )
+                await ctx.edit_response(-1, only_they_may("regenerate", record))
                 return
             refusal = await services.path.admit_chat(ctx.interaction, record.request.personality)
             if refusal is not None:
@@ -116,12 +117,7 @@ def register(client: lightbulb.Client, services: CommandServices, known: Persona
             if record is None:
                 return
             if not await may_change(ctx, record):
-                await ctx.edit_response(
-                    -1,
-                    f"Only {requester(record)} (whose message this answers), "
-                    f"**{record.personality_name}**'s owner or a moderator can delete "
-                    "this reply.",
-                )
+                await ctx.edit_response(-1, only_they_may("delete", record))
                 return
             replies = services.path.replies
             assert replies is not None
