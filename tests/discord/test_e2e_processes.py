@@ -4,53 +4,15 @@ killed (another takes over), and a reply posted just before a crash never posted
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.emulator import Channel, DiscordEmulator
+from tests.emulator import DiscordEmulator
 from tests.fixtures.app import TzurotProcess
-from tests.fixtures.bot import discord_process_env
+from tests.fixtures.bot import discord_process_env, two_shards
 from tests.fixtures.fake_llm import FakeLLM, Step
 from tests.fixtures.redis_server import RedisServer
 
 GROUP = "delivery"
-
-
-@pytest.fixture
-def processes() -> Iterator[list[TzurotProcess]]:
-    started: list[TzurotProcess] = []
-    yield started
-    for process in started:
-        process.ensure_stopped()
-
-
-async def two_shards(
-    emu: DiscordEmulator,
-    redis_server: RedisServer,
-    fake_llm: FakeLLM,
-    personalities: Path,
-    tmp_path: Path,
-    processes: list[TzurotProcess],
-) -> tuple[list[TzurotProcess], list[Channel]]:
-    """Two processes, one shard of two each, and a channel in a guild on each shard."""
-    emu.settings.shards = 2
-    guilds = [emu.add_guild(f"Guild {shard}", shard=shard, shard_count=2) for shard in (0, 1)]
-    channels = [emu.add_text_channel(guild, f"general-{n}") for n, guild in enumerate(guilds)]
-    started = []
-    for shard in (0, 1):
-        env = discord_process_env(
-            emu, redis_server, fake_llm, personalities, DISCORD_SHARD_COUNT="2",
-            DISCORD_SHARD_IDS=str(shard), PROCESS_NAME=f"shard-{shard}",
-            DISCORD_DEV_GUILD_ID=str(guilds[0].id),
-        )  # fmt: skip
-        process = TzurotProcess(env, tmp_path / f"shard-{shard}.log")
-        processes.append(process)
-        started.append(process)
-        await process.start()
-    await emu.wait_for_shards([0, 1], timeout=30)
-    return started, channels
 
 
 def pending_by_consumer(redis_server: RedisServer) -> dict[str, int]:

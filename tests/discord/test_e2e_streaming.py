@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import itertools
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,11 @@ from redis.asyncio import Redis
 
 from tests.emulator import Channel, DiscordEmulator, Message, User
 from tests.fixtures.app import TzurotProcess
-from tests.fixtures.bot import discord_process_env
+from tests.fixtures.bot import two_shards
 from tests.fixtures.fake_llm import FakeLLM, Step
 from tests.fixtures.redis_server import RedisServer
 from tzurot.discord.delivery.render import reply_chunks
+from tzurot.infra.keys import LANE_LEASE
 from tzurot.jobs import ResultLog, job_id_for
 from tzurot.jobs.streams import ReplyStreams
 
@@ -334,18 +334,10 @@ async def test_delivery_shows_a_reply_stream_written_anywhere_then_the_final_rep
 # -- a process killed mid-stream --------------------------------------------------------------
 
 
-@pytest.fixture
-def processes() -> Iterator[list[TzurotProcess]]:
-    started: list[TzurotProcess] = []
-    yield started
-    for process in started:
-        process.ensure_stopped()
-
-
 def lease_holder(redis_server: RedisServer, lane: str) -> str | None:
     client = redis_server.client()
     try:
-        raw = client.get(f"tzurot:lane-lease:{lane}")
+        raw = client.get(LANE_LEASE.key(lane=lane))
         return raw.decode() if isinstance(raw, bytes) else raw
     finally:
         client.close()
@@ -360,21 +352,10 @@ async def test_a_process_killed_mid_stream_leaves_the_survivor_finishing_the_sam
     processes: list[TzurotProcess],
 ) -> None:
     emu = discord_emulator
-    emu.settings.shards = 2
-    guilds = [emu.add_guild(f"Guild {shard}", shard=shard, shard_count=2) for shard in (0, 1)]
-    channel = emu.add_text_channel(guilds[0], "general-0")
-    started = []
-    for shard in (0, 1):
-        env = discord_process_env(
-            emu, redis_server, fake_llm, personalities_dir, DISCORD_SHARD_COUNT="2",
-            DISCORD_SHARD_IDS=str(shard), PROCESS_NAME=f"shard-{shard}",
-            DISCORD_DEV_GUILD_ID=str(guilds[0].id),
-        )  # fmt: skip
-        process = TzurotProcess(env, tmp_path / f"shard-{shard}.log")
-        processes.append(process)
-        started.append(process)
-        await process.start()
-    await emu.wait_for_shards([0, 1], timeout=30)
+    started, channels = await two_shards(
+        emu, redis_server, fake_llm, personalities_dir, tmp_path, processes
+    )
+    channel = channels[0]
     alice = emu.add_user("alice")
     text = story(330)  # two messages' worth
     # Slow enough to be killed halfway; a re-run (if the generating process died) is the same.
